@@ -1,0 +1,211 @@
+"""Text in, character ids out: reading, the vocabulary, and the layout of training streams.
+
+Reading is streamed in chunks, so a corpus of hundreds of megabytes never exists as one
+Python string: a first pass finds the vocabulary and the length, a second encodes into
+a preallocated array of 1 byte per character (2 when the vocabulary exceeds 256).
+
+Text policy (documented in the README): the bytes are decoded strictly in the chosen
+encoding; a UTF-8 byte-order mark at the very start is dropped; Windows line ends
+(CRLF) become ``\\n``; a lone ``\\r`` is kept. Nothing else is changed or dropped.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from charrnn.errors import DataError
+
+READ_BYTES = 1 << 22  # 4 MiB of bytes per read: large enough for speed, small for memory
+BINARY_HINT = "it looks like a binary file, not text"
+
+
+def _open_error(path: str, exc: OSError) -> DataError:
+    if isinstance(exc, FileNotFoundError):
+        return DataError(f"{path}: no such file")
+    if isinstance(exc, IsADirectoryError):
+        return DataError(f"{path} is a directory, not a text file")
+    if isinstance(exc, PermissionError):
+        return DataError(f"{path}: permission denied")
+    return DataError(f"cannot read {path}: {exc.strerror or exc}")
+
+
+def iter_text(path: str, encoding: str = "utf-8"):
+    """Yield the decoded text of ``path`` in pieces, applying the text policy above."""
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise DataError(f"unknown encoding {encoding!r}; try utf-8 or latin-1") from None
+    if os.path.isdir(path):
+        raise DataError(f"{path} is a directory, not a text file")
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    offset = 0  # bytes consumed so far, to say where a decoding error is
+    carry = ""  # a trailing "\r" held back in case the next piece starts with "\n"
+    first = True
+    try:
+        f = open(path, "rb")
+    except OSError as exc:
+        raise _open_error(path, exc) from None
+    with f:
+        while True:
+            try:
+                raw = f.read(READ_BYTES)
+            except OSError as exc:
+                raise _open_error(path, exc) from None
+            final = not raw
+            try:
+                text = decoder.decode(raw, final=final)
+            except UnicodeDecodeError as exc:
+                pending = len(decoder.getstate()[0]) if hasattr(decoder, "getstate") else 0
+                where = offset - pending + exc.start
+                raise DataError(
+                    f"{path} is not valid {encoding}: byte 0x{exc.object[exc.start]:02x} at offset "
+                    f"{max(where, 0)} cannot be decoded; if the file uses another encoding, "
+                    f"pass it with --encoding (for example --encoding latin-1)") from None
+            offset += len(raw)
+            if first and text:
+                if text[0] == "\ufeff" and encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+                    text = text[1:]
+                first = False
+            text = carry + text
+            carry = ""
+            if not final and text.endswith("\r"):
+                text, carry = text[:-1], "\r"
+            if "\x00" in text:
+                raise DataError(f"{path} contains NUL bytes: {BINARY_HINT}")
+            if text:
+                yield text.replace("\r\n", "\n")
+            if final:
+                return
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """The sorted distinct characters of the training text; id i is ``chars[i]``."""
+
+    chars: str
+
+    def __post_init__(self):
+        if len(set(self.chars)) != len(self.chars) or list(self.chars) != sorted(self.chars):
+            raise DataError("vocabulary must be sorted distinct characters")
+
+    @property
+    def size(self) -> int:
+        return len(self.chars)
+
+    @property
+    def dtype(self):
+        """Smallest unsigned type that holds every id: 1 byte per char for up to 256 chars."""
+        return np.uint8 if self.size <= 256 else np.uint16 if self.size <= 65536 else np.uint32
+
+    def _table(self) -> np.ndarray:
+        codes = np.frombuffer(self.chars.encode("utf-32-le"), dtype=np.uint32)
+        table = np.full(int(codes.max()) + 1, -1, dtype=np.int64)
+        table[codes] = np.arange(self.size)
+        return table
+
+    def encode(self, text: str) -> np.ndarray:
+        """Ids of ``text``; raises DataError naming any character outside the vocabulary."""
+        unknown = self.unknown(text)
+        if unknown:
+            raise DataError(f"characters not in the vocabulary: {format_chars(unknown)}")
+        return self._encode_known(text, self._table())
+
+    def _encode_known(self, text: str, table: np.ndarray) -> np.ndarray:
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        return table[codes].astype(self.dtype)
+
+    def decode(self, ids) -> str:
+        return "".join(self.chars[i] for i in np.asarray(ids).ravel())
+
+    def unknown(self, text: str) -> list[str]:
+        return sorted(set(text) - set(self.chars))
+
+
+def format_chars(chars) -> str:
+    """Characters as the user should see them in a message: repr'd, so '\\n' is visible."""
+    return ", ".join(repr(c) for c in chars)
+
+
+def load_corpus(path: str, encoding: str = "utf-8", vocab: Vocab | None = None):
+    """Read and encode a text file in two streamed passes.
+
+    Returns (ids, vocab): ``ids`` is a 1-D array of the smallest unsigned dtype. With
+    ``vocab`` given (resuming, or evaluating under a model) characters outside it raise
+    DataError, unless they are counted by ``count_unknown``.
+    """
+    seen: set[str] = set()
+    n = 0
+    for piece in iter_text(path, encoding):
+        seen.update(piece)
+        n += len(piece)
+    if n == 0:
+        raise DataError(f"{path} is empty")
+    if vocab is None:
+        vocab = Vocab("".join(sorted(seen)))
+    else:
+        unknown = sorted(seen - set(vocab.chars))
+        if unknown:
+            raise DataError(f"{path} has characters the model's vocabulary lacks: {format_chars(unknown)}")
+    ids = np.empty(n, dtype=vocab.dtype)
+    table = vocab._table()
+    pos = 0
+    for piece in iter_text(path, encoding):
+        ids[pos:pos + len(piece)] = vocab._encode_known(piece, table)
+        pos += len(piece)
+    if pos != n:  # the file changed between the passes
+        raise DataError(f"{path} changed while it was being read")
+    return ids, vocab
+
+
+def split(ids: np.ndarray, val_frac: float):
+    """Train on the first (1 - val_frac) of the text, validate on the rest (views, no copy)."""
+    n_val = int(round(len(ids) * val_frac))
+    return ids[: len(ids) - n_val], ids[len(ids) - n_val:]
+
+
+class Streams:
+    """B contiguous streams through the text, read T characters at a time.
+
+    Stream b is ``ids[b*L : (b+1)*L]`` (as in karpathy/char-rnn), so each stream reads
+    a continuous stretch of text and the hidden state carried from one chunk to the
+    next in the same stream is meaningful.
+    """
+
+    def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int):
+        B, T = batch_size, seq_len
+        need = B * (T + 1)
+        if len(ids) < need:
+            raise DataError(
+                f"the training text has {len(ids):,} characters, but --batch-size {B} and "
+                f"--seq-len {T} need at least {need:,} (batch_size x (seq_len + 1)); "
+                f"lower --batch-size or --seq-len, or use a longer text")
+        L = len(ids) // B
+        self.data = ids[: B * L].reshape(B, L)  # view: no copy of the corpus
+        self.batch_size, self.seq_len = B, T
+        self.chunks_per_epoch = (L - 1) // T
+
+    def chunk(self, k: int):
+        """Inputs and targets (B,T) of chunk k of an epoch."""
+        T = self.seq_len
+        x = self.data[:, k * T:(k + 1) * T]
+        y = self.data[:, k * T + 1:(k + 1) * T + 1]
+        return x, y
+
+
+def eval_layout(context_and_targets: np.ndarray, n_streams: int):
+    """Lay out text for evaluation so that every character after the first is a target
+    exactly once. Returns x, y (B,L) and a mask (B,L) that is False on padding."""
+    n_targets = len(context_and_targets) - 1
+    B = max(1, min(n_streams, n_targets))
+    L = -(-n_targets // B)  # ceil
+    x = np.zeros(B * L, dtype=context_and_targets.dtype)
+    y = np.zeros(B * L, dtype=context_and_targets.dtype)
+    mask = np.zeros(B * L, dtype=bool)
+    x[:n_targets] = context_and_targets[:-1]
+    y[:n_targets] = context_and_targets[1:]
+    mask[:n_targets] = True
+    return x.reshape(B, L), y.reshape(B, L), mask.reshape(B, L)

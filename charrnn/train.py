@@ -1,0 +1,320 @@
+"""Training: the loop, validation in bits per char, checkpoints, resume and signals.
+
+The whole training state (parameters, optimizer state, step and epoch counters, data
+cursor, carried hidden state, smoothed loss, elapsed time and the generator's state)
+lives in ``TrainState`` and goes into every checkpoint, so a resumed run continues
+the run it came from bit for bit. No click here: the CLI passes in how to report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from charrnn import checkpoint as C
+from charrnn import data as D
+from charrnn import model as M
+from charrnn import optim
+from charrnn.config import ModelConfig, TrainConfig
+from charrnn.errors import ConfigError, DataError, Interrupted, TrainingDiverged
+
+EVAL_STREAMS = 64     # streams used to score the validation text
+EVAL_CHUNK = 256      # steps per forward call while scoring
+SMOOTHING = 0.98      # smoothed_loss = 0.98 * smoothed_loss + 0.02 * loss
+METRICS = "metrics.jsonl"
+
+
+@dataclass
+class TrainState:
+    params: dict
+    opt_state: dict
+    hidden: list                      # per-layer tuples of (B,H), carried across chunks
+    rng: np.random.Generator
+    step: int = 0                     # completed optimizer steps
+    epoch: int = 0
+    chunk: int = 0                    # next chunk of the epoch
+    smoothed_loss: float | None = None
+    elapsed: float = 0.0              # seconds of training so far, across resumes
+    best_val: float | None = None     # best validation loss, nats/char
+    last_val: float | None = None
+
+
+@dataclass
+class Run:
+    """What the trainer needs besides the state: configs, data, where to write."""
+
+    model_cfg: ModelConfig
+    train_cfg: TrainConfig
+    vocab: D.Vocab
+    train_ids: np.ndarray
+    val_ids: np.ndarray               # starts with the last training char, as context
+    checkpoint_dir: str
+    corpus: dict = field(default_factory=dict)
+
+
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def prepare(path: str, model_cfg: dict, train_cfg: TrainConfig, checkpoint_dir: str,
+            encoding: str = "utf-8", vocab: D.Vocab | None = None) -> Run:
+    """Read the corpus, fix the vocabulary and validate that it can be trained on."""
+    ids, vocab = D.load_corpus(path, encoding, vocab)
+    train_ids, val_ids = D.split(ids, train_cfg.val_frac)
+    if len(val_ids) < 1:
+        raise DataError(f"{path} is too short to hold out --val-frac {train_cfg.val_frac} for validation")
+    D.Streams(train_ids, train_cfg.batch_size, train_cfg.seq_len)  # fails early, with the fix
+    cfg = ModelConfig(**{**model_cfg, "vocab_size": vocab.size})
+    corpus = {"path": os.path.abspath(path), "name": os.path.basename(path), "chars": int(len(ids)),
+              "sha256": file_sha256(path), "encoding": encoding}
+    context_and_val = ids[len(train_ids) - 1:]
+    return Run(cfg, train_cfg, vocab, train_ids, context_and_val, checkpoint_dir, corpus)
+
+
+def new_state(run: Run) -> TrainState:
+    rng = np.random.default_rng(run.train_cfg.rng_seed)
+    params = M.init_params(run.model_cfg, rng)
+    return TrainState(params=params, opt_state=optim.init_state(run.train_cfg.optimizer, params),
+                      hidden=M.init_state(run.model_cfg, run.train_cfg.batch_size), rng=rng)
+
+
+def state_from_checkpoint(ckpt: C.Checkpoint) -> TrainState:
+    rng = np.random.default_rng()
+    rng.bit_generator.state = ckpt.rng_state
+    p = ckpt.progress
+    hidden = M.unflatten_state(ckpt.model_cfg, ckpt.state)
+    return TrainState(params=ckpt.params, opt_state=ckpt.opt_state, hidden=hidden, rng=rng,
+                      step=p["step"], epoch=p["epoch"], chunk=p["chunk"],
+                      smoothed_loss=p["smoothed_loss"], elapsed=p["elapsed"],
+                      best_val=p["best_val"], last_val=p["last_val"])
+
+
+def to_checkpoint(run: Run, st: TrainState) -> C.Checkpoint:
+    progress = {"step": st.step, "epoch": st.epoch, "chunk": st.chunk, "smoothed_loss": st.smoothed_loss,
+                "elapsed": st.elapsed, "best_val": st.best_val, "last_val": st.last_val}
+    return C.Checkpoint(run.model_cfg, run.train_cfg, run.vocab, st.params, st.opt_state,
+                        M.flatten_state(run.model_cfg, st.hidden), progress,
+                        st.rng.bit_generator.state, run.corpus)
+
+
+# ------------------------------------------------------------------------ resuming
+
+# Fields a resumed run may change: when to stop and how often to report.
+RESUMABLE_CHANGES = {"max_steps", "time_limit", "eval_every"}
+
+
+def check_resume(ckpt: C.Checkpoint, model_opts: dict, train_opts: dict, vocab: D.Vocab) -> TrainConfig:
+    """Compare the options the user gave explicitly with the checkpoint's; return the
+    train config to continue with. Contradictions name the field."""
+    if vocab.chars != ckpt.vocab.chars:
+        added = sorted(set(vocab.chars) - set(ckpt.vocab.chars))
+        removed = sorted(set(ckpt.vocab.chars) - set(vocab.chars))
+        detail = "; ".join(s for s in (added and f"new characters {D.format_chars(added)}",
+                                       removed and f"missing characters {D.format_chars(removed)}") if s)
+        raise ConfigError(f"vocabulary mismatch: the text's vocabulary differs from the checkpoint's ({detail})")
+    saved_model = ckpt.model_cfg.to_dict()
+    for key, value in model_opts.items():
+        if saved_model[key] != value:
+            raise ConfigError(f"{key}={value!r} contradicts the checkpoint ({key}={saved_model[key]!r}); "
+                              f"drop the option or start a new run")
+    saved = ckpt.train_cfg.to_dict()
+    for key, value in train_opts.items():
+        if key not in RESUMABLE_CHANGES and saved[key] != value:
+            raise ConfigError(f"{key}={value!r} contradicts the checkpoint ({key}={saved[key]!r}); "
+                              f"drop the option or start a new run")
+    saved.update({k: v for k, v in train_opts.items() if k in RESUMABLE_CHANGES})
+    return TrainConfig.from_dict(saved)
+
+
+def resume(path: str, ckpt: C.Checkpoint, checkpoint_dir: str, encoding: str,
+           model_opts: dict, train_opts: dict) -> tuple[Run, TrainState]:
+    """Set up a run that continues ``ckpt`` on the text at ``path``. The options are only
+    those the user gave explicitly; they must agree with the checkpoint."""
+    run = prepare(path, ckpt.model_cfg.to_dict(), ckpt.train_cfg, checkpoint_dir, encoding)
+    run.train_cfg = check_resume(ckpt, model_opts, train_opts, run.vocab)
+    run.model_cfg = ckpt.model_cfg
+    return run, state_from_checkpoint(ckpt)
+
+
+# ---------------------------------------------------------------------- the loop
+
+def learning_rate(cfg: TrainConfig, st: TrainState) -> float:
+    """Cosine decay from lr to lr * min_lr_frac over the run. The run's length is known
+    from --max-steps or --time-limit, whichever is reached first."""
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    fractions = []
+    if cfg.max_steps:
+        fractions.append(st.step / cfg.max_steps)
+    if cfg.time_limit:
+        fractions.append(st.elapsed / cfg.time_limit)
+    progress = min(1.0, max(fractions, default=0.0))
+    floor = cfg.lr * cfg.min_lr_frac
+    return floor + 0.5 * (cfg.lr - floor) * (1.0 + math.cos(math.pi * progress))
+
+
+def train_step(run: Run, st: TrainState, streams: D.Streams) -> float:
+    """One optimizer step on the next chunk. Returns the chunk's loss (nats/char)."""
+    cfg = run.train_cfg
+    if st.chunk >= streams.chunks_per_epoch:
+        st.epoch += 1
+        st.chunk = 0
+        st.hidden = M.init_state(run.model_cfg, cfg.batch_size)  # a new pass starts from zero state
+    x, y = streams.chunk(st.chunk)
+    loss, grads, hidden = M.loss_and_grads(st.params, run.model_cfg, x, y, st.hidden,
+                                           run.model_cfg.dropout, st.rng)
+    if not math.isfinite(loss):
+        raise TrainingDiverged(f"loss became {loss} at step {st.step + 1} (lr={learning_rate(cfg, st):.3g})")
+    norm = optim.clip_by_global_norm(grads, cfg.clip)
+    if not math.isfinite(norm):
+        raise TrainingDiverged(f"gradient norm became {norm} at step {st.step + 1} (lr={learning_rate(cfg, st):.3g})")
+    optim.update(cfg.optimizer, st.params, grads, st.opt_state, learning_rate(cfg, st), st.step + 1)
+    st.hidden = hidden
+    st.step += 1
+    st.chunk += 1
+    st.smoothed_loss = loss if st.smoothed_loss is None else SMOOTHING * st.smoothed_loss + (1 - SMOOTHING) * loss
+    return loss
+
+
+def evaluate(params, cfg: ModelConfig, ids: np.ndarray) -> float:
+    """Mean loss (nats/char) of predicting every character of ids[1:] from what precedes it
+    (ids[0] is context only). Uses EVAL_STREAMS parallel streams with carried state."""
+    x, y, mask = D.eval_layout(ids, EVAL_STREAMS)
+    B, L = x.shape
+    state = M.init_state(cfg, B, params["Why"].dtype)
+    total, count = 0.0, 0
+    for s in range(0, L, EVAL_CHUNK):
+        nll, n, state = M.sequence_nll(params, cfg, x[:, s:s + EVAL_CHUNK], y[:, s:s + EVAL_CHUNK],
+                                       state, mask[:, s:s + EVAL_CHUNK])
+        total, count = total + nll, count + n
+    return total / max(count, 1)
+
+
+class _StopFlag:
+    """Turns SIGINT/SIGTERM into a flag checked between steps, so that a signal never
+    lands in the middle of an update and a second Ctrl-C cannot interrupt a save."""
+
+    def __init__(self):
+        self.signum = None
+        self._old = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: signals stay as they were
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        self.signum = self.signum or signum
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def save_checkpoints(run: Run, st: TrainState, improved: bool) -> dict:
+    ckpt = to_checkpoint(run, st)
+    latest = os.path.join(run.checkpoint_dir, C.LATEST)
+    C.save(ckpt, latest)
+    paths = {"latest": latest}
+    if improved:
+        best = os.path.join(run.checkpoint_dir, C.BEST)
+        C.save(ckpt, best)
+        paths["best"] = best
+    return paths
+
+
+def append_metrics(run: Run, record: dict) -> None:
+    with open(os.path.join(run.checkpoint_dir, METRICS), "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def train(run: Run, st: TrainState, report: Callable[[str], None] = lambda s: None,
+          progress_bar: bool = False, on_step: Callable | None = None) -> dict:
+    """Train until --max-steps or --time-limit, validating and checkpointing every
+    --eval-every steps and at the end. Returns a summary dict."""
+    from tqdm import tqdm
+
+    cfg = run.train_cfg
+    streams = D.Streams(run.train_ids, cfg.batch_size, cfg.seq_len)
+    chars_per_step = cfg.batch_size * cfg.seq_len
+    C.check_writable(run.checkpoint_dir)
+    bar = tqdm(total=cfg.max_steps or None, initial=st.step, disable=not progress_bar,
+               unit="step", dynamic_ncols=True, leave=True)
+    write = bar.write if progress_bar else report
+    start_step, t0, start_elapsed = st.step, time.perf_counter(), st.elapsed
+    rate, step_seconds = 0.0, 0.0  # chars/s counts training steps only, not validation
+    saved: dict = {}
+
+    def done() -> bool:
+        return bool((cfg.max_steps and st.step >= cfg.max_steps)
+                    or (cfg.time_limit and st.elapsed >= cfg.time_limit))
+
+    def checkpoint_now():
+        nonlocal saved
+        val = evaluate(st.params, run.model_cfg, run.val_ids)
+        st.last_val = val
+        improved = st.best_val is None or val < st.best_val
+        if improved:
+            st.best_val = val
+        saved.update(save_checkpoints(run, st, improved))
+        record = {"step": st.step, "epoch": st.epoch, "elapsed": round(st.elapsed, 3),
+                  "lr": learning_rate(cfg, st), "train_loss": st.smoothed_loss,
+                  "val_loss": val, "val_bpc": val / M.LN2, "chars_per_s": round(rate, 1)}
+        append_metrics(run, record)
+        write(f"step {st.step}  epoch {st.epoch}  train {st.smoothed_loss:.4f}  "
+              f"val {val:.4f} nats/char = {val / M.LN2:.4f} bits/char"
+              f"{'  (best)' if improved else ''}  {rate:,.0f} chars/s")
+
+    try:
+        with _StopFlag() as stop:
+            while not done() and stop.signum is None:
+                t_step = time.perf_counter()
+                train_step(run, st, streams)
+                now = time.perf_counter()
+                step_seconds += now - t_step
+                st.elapsed = start_elapsed + now - t0
+                rate = (st.step - start_step) * chars_per_step / max(step_seconds, 1e-9)
+                bar.update(1)
+                bar.set_postfix_str(f"loss {st.smoothed_loss:.3f} val "
+                                    f"{'-' if st.last_val is None else f'{st.last_val:.3f}'} "
+                                    f"{rate:,.0f} chars/s", refresh=False)
+                if on_step is not None:
+                    on_step(st)
+                if st.step % cfg.eval_every == 0 and not done():
+                    checkpoint_now()
+            if stop.signum is None or st.step > start_step or not saved:
+                checkpoint_now()
+            if stop.signum is not None:
+                name = signal.Signals(stop.signum).name
+                raise Interrupted(f"interrupted by {name} at step {st.step}; saved {saved['latest']}; "
+                                  f"resume with: charrnn train {run.corpus.get('path', 'FILE')} --resume "
+                                  f"--checkpoint-dir {run.checkpoint_dir}", stop.signum)
+    finally:
+        bar.close()
+    return summary(run, st, saved, rate)
+
+
+def summary(run: Run, st: TrainState, saved: dict, rate: float) -> dict:
+    best = os.path.join(run.checkpoint_dir, C.BEST)
+    return {
+        "corpus": run.corpus.get("path"), "steps": st.step, "epochs": st.epoch,
+        "elapsed": round(st.elapsed, 3), "chars_per_s": round(rate, 1),
+        "train_loss": st.smoothed_loss, "val_loss": st.last_val,
+        "best_val_loss": st.best_val, "best_val_bpc": None if st.best_val is None else st.best_val / M.LN2,
+        "latest_checkpoint": saved.get("latest"), "best_checkpoint": best if os.path.exists(best) else None,
+    }
