@@ -196,16 +196,24 @@ class Streams:
         return x, y
 
 
-def eval_layout(context_and_targets: np.ndarray, n_streams: int):
-    """Lay out text for evaluation so that every character after the first is a target
-    exactly once. Returns x, y (B,L) and a mask (B,L) that is False on padding."""
-    n_targets = len(context_and_targets) - 1
+def eval_chunks(ids: np.ndarray, n_context: int, n_streams: int, warmup: int, chunk: int):
+    """Lay out text for scoring so that every character after the first ``n_context``
+    is a target exactly once, in ``n_streams`` parallel streams.
+
+    Each stream first reads up to ``warmup`` characters before its first target without
+    scoring them, so its hidden state is not cold where scoring starts (the earlier
+    context comes from the training text for the first stream). Yields (x, y, mask)
+    chunks of shape (B, <=chunk); mask is False on warm-up and padding positions.
+    """
+    n_targets = len(ids) - n_context
     B = max(1, min(n_streams, n_targets))
-    L = -(-n_targets // B)  # ceil
-    x = np.zeros(B * L, dtype=context_and_targets.dtype)
-    y = np.zeros(B * L, dtype=context_and_targets.dtype)
-    mask = np.zeros(B * L, dtype=bool)
-    x[:n_targets] = context_and_targets[:-1]
-    y[:n_targets] = context_and_targets[1:]
-    mask[:n_targets] = True
-    return x.reshape(B, L), y.reshape(B, L), mask.reshape(B, L)
+    L = -(-n_targets // B)  # targets per stream, ceil
+    # position of the input that predicts stream b's first target, minus the warm-up
+    first = n_context - 1 + np.arange(B) * L - warmup
+    for s in range(0, warmup + L, chunk):
+        cols = np.arange(s, min(s + chunk, warmup + L))
+        pos = first[:, None] + cols[None, :]  # (B,C) input positions
+        mask = (cols[None, :] >= warmup) & (pos >= n_context - 1) & (pos + 1 < len(ids))
+        mask &= pos + 1 < n_context + (np.arange(B)[:, None] + 1) * L  # not into the next stream
+        valid = np.clip(pos, 0, len(ids) - 2)
+        yield ids[valid], ids[valid + 1], mask

@@ -49,13 +49,19 @@ def generate(params, cfg: ModelConfig, vocab: Vocab, seed: str, n: int, *,
              temperature: float = 1.0, top_k: int = 0, greedy: bool = False,
              rng: np.random.Generator, num_samples: int = 1,
              stop: str | None = None) -> Iterator[list[str]]:
-    """Yield, step by step, the next character of each of ``num_samples`` streams ("" for a
-    stream that has already produced ``stop``), for at most ``n`` steps."""
+    """Return an iterator that yields, step by step, the next character of each of
+    ``num_samples`` streams ("" for a stream that has already produced ``stop``), for at
+    most ``n`` steps. Bad arguments raise here, before anything is generated."""
     if temperature <= 0:
         raise UsageError(f"temperature must be positive, got {temperature}")
     seed = seed or default_seed(vocab)
     check_seed(seed, vocab)
-    K = num_samples
+    return _generate(params, cfg, vocab, seed, n, temperature, top_k, greedy, rng, num_samples, stop)
+
+
+def _generate(params, cfg, vocab, seed, n, temperature, top_k, greedy, rng, K, stop):
+    if n == 0:
+        return
     ids = np.tile(vocab.encode(seed).astype(np.int64), (K, 1))  # (K, len(seed))
     state = M.init_state(cfg, K, params["Why"].dtype)
     logits, state, _ = M.forward(params, cfg, ids, state)  # the whole seed in one pass

@@ -28,6 +28,7 @@ from charrnn.errors import ConfigError, DataError, Interrupted, TrainingDiverged
 
 EVAL_STREAMS = 64     # streams used to score the validation text
 EVAL_CHUNK = 256      # steps per forward call while scoring
+EVAL_WARMUP = 128     # characters each scoring stream reads before it is scored
 SMOOTHING = 0.98      # smoothed_loss = 0.98 * smoothed_loss + 0.02 * loss
 METRICS = "metrics.jsonl"
 
@@ -55,9 +56,10 @@ class Run:
     train_cfg: TrainConfig
     vocab: D.Vocab
     train_ids: np.ndarray
-    val_ids: np.ndarray               # starts with the last training char, as context
+    val_ids: np.ndarray               # the validation text, after n_context chars of context
     checkpoint_dir: str
     corpus: dict = field(default_factory=dict)
+    n_context: int = 1                # leading chars of val_ids that come from the training text
 
 
 def file_sha256(path: str) -> str:
@@ -79,8 +81,9 @@ def prepare(path: str, model_cfg: dict, train_cfg: TrainConfig, checkpoint_dir: 
     cfg = ModelConfig(**{**model_cfg, "vocab_size": vocab.size})
     corpus = {"path": os.path.abspath(path), "name": os.path.basename(path), "chars": int(len(ids)),
               "sha256": file_sha256(path), "encoding": encoding}
-    context_and_val = ids[len(train_ids) - 1:]
-    return Run(cfg, train_cfg, vocab, train_ids, context_and_val, checkpoint_dir, corpus)
+    n_context = min(len(train_ids), EVAL_WARMUP + 1)
+    context_and_val = ids[len(train_ids) - n_context:]
+    return Run(cfg, train_cfg, vocab, train_ids, context_and_val, checkpoint_dir, corpus, n_context)
 
 
 def new_state(run: Run) -> TrainState:
@@ -188,16 +191,15 @@ def train_step(run: Run, st: TrainState, streams: D.Streams) -> float:
     return loss
 
 
-def evaluate(params, cfg: ModelConfig, ids: np.ndarray) -> float:
-    """Mean loss (nats/char) of predicting every character of ids[1:] from what precedes it
-    (ids[0] is context only). Uses EVAL_STREAMS parallel streams with carried state."""
-    x, y, mask = D.eval_layout(ids, EVAL_STREAMS)
-    B, L = x.shape
-    state = M.init_state(cfg, B, params["Why"].dtype)
+def evaluate(params, cfg: ModelConfig, ids: np.ndarray, n_context: int = 1) -> float:
+    """Mean loss (nats/char) of predicting every character of ids[n_context:] from all
+    that precedes it, in EVAL_STREAMS streams with carried state and a warm-up."""
+    state = None
     total, count = 0.0, 0
-    for s in range(0, L, EVAL_CHUNK):
-        nll, n, state = M.sequence_nll(params, cfg, x[:, s:s + EVAL_CHUNK], y[:, s:s + EVAL_CHUNK],
-                                       state, mask[:, s:s + EVAL_CHUNK])
+    for x, y, mask in D.eval_chunks(ids, n_context, EVAL_STREAMS, EVAL_WARMUP, EVAL_CHUNK):
+        if state is None:
+            state = M.init_state(cfg, x.shape[0], params["Why"].dtype)
+        nll, n, state = M.sequence_nll(params, cfg, x, y, state, mask)
         total, count = total + nll, count + n
     return total / max(count, 1)
 
@@ -266,7 +268,7 @@ def train(run: Run, st: TrainState, report: Callable[[str], None] = lambda s: No
 
     def checkpoint_now():
         nonlocal saved
-        val = evaluate(st.params, run.model_cfg, run.val_ids)
+        val = evaluate(st.params, run.model_cfg, run.val_ids, run.n_context)
         st.last_val = val
         improved = st.best_val is None or val < st.best_val
         if improved:

@@ -18,14 +18,28 @@ from charrnn.errors import CharRNNError
 
 
 class CharRNNGroup(click.Group):
-    """Maps the library's errors to messages and exit codes at the one boundary."""
+    """The one boundary where errors become messages: a single "Error: ..." line on
+    stderr and an exit code (1 bad data or state, 2 bad usage, 128+N for signal N)."""
 
-    def invoke(self, ctx):
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
-            return super().invoke(ctx)
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except CharRNNError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
+            code = _fail(str(exc), exc.exit_code)
+        except click.UsageError as exc:
+            code = _fail(exc.format_message(), exc.exit_code)
+        except click.ClickException as exc:
+            code = _fail(exc.format_message(), exc.exit_code)
+        except click.Abort:
+            code = _fail("aborted", 1)
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int) -> int:
+    click.echo(f"Error: {message}", err=True)
+    return code
 
 
 @click.group(cls=CharRNNGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -79,22 +79,24 @@ def sample(checkpoint, seed, n, temperature, top_k, greedy, rng_seed, stop, num_
     steps = S.generate(ckpt.params, ckpt.model_cfg, ckpt.vocab, seed, n, temperature=temperature,
                        top_k=top_k, greedy=greedy, rng=rng, num_samples=num_samples, stop=stop)
     try:
-        if num_samples == 1 and not as_json:
-            sys.stdout.write(seed)
-            _write_stream(chars[0] for chars in steps)
-            if stop is None:
-                sys.stdout.write("\n")
-            sys.stdout.flush()
-            return
-        texts = ["".join(parts) for parts in zip(*steps)] if n else [""] * num_samples
-        for text in texts:
-            if as_json:
-                click.echo(json.dumps({"seed": seed, "text": text, "checkpoint": path}))
-            else:
-                click.echo(seed + text)
+        _emit(steps, seed, stop, path, n, num_samples, as_json)
     except BrokenPipeError:
-        # The reader went away (`| head`): that is not an error. Point stdout at devnull
-        # so that the interpreter's final flush does not complain either.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(0)
+        # The reader went away (`charrnn sample | head`): that ends sampling, quietly and
+        # successfully. stdout now points at devnull so the final flush cannot complain.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _emit(steps, seed, stop, path, n, num_samples, as_json):
+    if num_samples == 1 and not as_json:
+        sys.stdout.write(seed)
+        _write_stream(chars[0] for chars in steps)
+        if stop is None:
+            sys.stdout.write("\n")
+        sys.stdout.flush()
+        return
+    texts = ["".join(parts) for parts in zip(*steps)] if n else [""] * num_samples
+    for text in texts:
+        if as_json:
+            click.echo(json.dumps({"seed": seed, "text": text, "checkpoint": path}))
+        else:
+            click.echo(seed + text)

@@ -10,6 +10,7 @@ import sys
 import click
 from click.core import ParameterSource
 
+from charrnn.errors import UsageError
 from charrnn.config import CELLS, OPTIMIZERS, SCHEDULES, ModelConfig, TrainConfig
 
 DEFAULT_MODEL = ModelConfig(vocab_size=1)
@@ -102,6 +103,11 @@ def train(ctx, files, encoding, checkpoint_dir, resume, as_json, quiet, **opts):
     train_opts = {k: opts[k] for k in TRAIN_OPTIONS}
     show_progress = not quiet and sys.stderr.isatty()
     report = (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
+    for path in files:  # a typo in any path should fail now, not after training the others
+        if not os.path.exists(path):
+            raise UsageError(f"{path}: no such file")
+        if os.path.isdir(path):
+            raise UsageError(f"{path} is a directory, not a text file")
     for path in files:
         directory = checkpoint_dir or os.path.join("checkpoints", _corpus_name(path))
         if resume is not None:
@@ -114,7 +120,7 @@ def train(ctx, files, encoding, checkpoint_dir, resume, as_json, quiet, **opts):
             run = T.prepare(path, model_opts, TrainConfig(**train_opts), directory, encoding)
             state = T.new_state(run)
         report(f"training {run.model_cfg.cell} {run.model_cfg.n_layers}x{run.model_cfg.hidden_size} "
-               f"on {path}: {len(run.train_ids):,} train / {len(run.val_ids) - 1:,} validation chars, "
+               f"on {path}: {len(run.train_ids):,} train / {len(run.val_ids) - run.n_context:,} validation chars, "
                f"vocabulary {run.vocab.size}; checkpoints in {directory}")
         result = T.train(run, state, report=report, progress_bar=show_progress)
         report(f"best validation loss {result['best_val_loss']:.4f} nats/char "

@@ -1,0 +1,95 @@
+"""The command line, through click's CliRunner: train then sample, and the core error cases."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from charrnn.cli import cli
+
+SMALL = ["--hidden-size", "16", "--layers", "1", "--seq-len", "16", "--batch-size", "4",
+         "--eval-every", "20", "--max-steps", "40", "--time-limit", "0"]
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture
+def trained(runner, tiny_corpus, tmp_path):
+    ck = tmp_path / "ck"
+    result = runner.invoke(cli, ["train", str(tiny_corpus), "--checkpoint-dir", str(ck), *SMALL])
+    assert result.exit_code == 0, result.output
+    return ck
+
+
+def test_help_has_examples(runner):
+    for args in (["--help"], ["train", "--help"], ["sample", "--help"]):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 0
+        assert "charrnn" in result.output and "Examples" in result.output or args == ["--help"]
+
+
+def test_train_writes_checkpoints_and_reports(runner, trained):
+    assert (trained / "latest.npz").is_file() and (trained / "best.npz").is_file()
+    lines = (trained / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [20, 40]
+
+
+def test_train_stdout_is_clean_and_json_summary(runner, tiny_corpus, tmp_path):
+    result = runner.invoke(cli, ["train", str(tiny_corpus), "--checkpoint-dir", str(tmp_path / "c"),
+                                 *SMALL, "--json"])
+    assert result.exit_code == 0
+    summary = json.loads(result.stdout)
+    assert summary["steps"] == 40 and summary["best_val_bpc"] > 0
+    assert "bits/char" in result.stderr
+
+
+def test_sample_is_deterministic_and_continues_the_seed(runner, trained):
+    args = ["sample", "-c", str(trained), "--seed", "The cat", "-n", "50", "--rng-seed", "3"]
+    a = runner.invoke(cli, args)
+    b = runner.invoke(cli, args)
+    assert a.exit_code == 0 and a.stdout == b.stdout
+    assert a.stdout.startswith("The cat") and len(a.stdout) == len("The cat") + 50 + 1
+    c = runner.invoke(cli, args[:-1] + ["4"])
+    assert c.stdout != a.stdout
+
+
+def test_sample_greedy_and_stop(runner, trained):
+    result = runner.invoke(cli, ["sample", "-c", str(trained / "best.npz"), "-s", "The", "-n", "300",
+                                 "--stop", " ", "--greedy"])
+    assert result.exit_code == 0
+    assert result.stdout.endswith(" ") and result.stdout.count(" ") == 1
+
+
+def test_sample_num_samples_json(runner, trained):
+    result = runner.invoke(cli, ["sample", "-c", str(trained), "-s", "a", "-n", "20",
+                                 "--num-samples", "3", "--json", "--rng-seed", "0"])
+    assert result.exit_code == 0
+    objs = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(objs) == 3 and all(o["seed"] == "a" and len(o["text"]) == 20 for o in objs)
+    assert len({o["text"] for o in objs}) > 1
+
+
+def test_missing_input_file(runner, tmp_path):
+    result = runner.invoke(cli, ["train", str(tmp_path / "nope.txt")])
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {tmp_path / 'nope.txt'}: no such file\n"
+    assert result.stdout == ""
+
+
+def test_empty_input_file(runner, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    result = runner.invoke(cli, ["train", str(empty), "--checkpoint-dir", str(tmp_path / "ck")])
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: {empty} is empty\n"
+    assert not (tmp_path / "ck" / "latest.npz").exists()
+
+
+def test_seed_with_unknown_characters(runner, trained):
+    result = runner.invoke(cli, ["sample", "-c", str(trained), "--seed", "The Zq"])
+    assert result.exit_code == 2
+    assert result.stderr == "Error: the seed contains characters the model never saw: 'Z', 'q'\n"
+    assert result.stdout == ""

@@ -1,0 +1,83 @@
+"""Model-level properties: batching is exact, state carries across chunks, float32 agrees."""
+
+import numpy as np
+import pytest
+
+from charrnn import model as M
+from charrnn.config import ModelConfig
+
+
+def _setup(cell, n_layers=2, V=7, H=6, B=4, T=9, seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    cfg = ModelConfig(cell=cell, vocab_size=V, hidden_size=H, n_layers=n_layers, dropout=0.0)
+    params = M.init_params(cfg, rng, dtype=dtype)
+    for p in params.values():
+        p += rng.normal(0, 0.2, p.shape).astype(dtype)
+    x = rng.integers(0, V, (B, T))
+    y = rng.integers(0, V, (B, T))
+    return cfg, params, x, y
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_batched_equals_unbatched(cell):
+    cfg, params, x, y = _setup(cell)
+    B, T = x.shape
+    loss, grads, state = M.loss_and_grads(params, cfg, x, y, M.init_state(cfg, B, np.float64))
+    logits, _, _ = M.forward(params, cfg, x, M.init_state(cfg, B, np.float64))
+    single_losses, single_grads = [], []
+    for b in range(B):
+        lb, gb, sb = M.loss_and_grads(params, cfg, x[b:b + 1], y[b:b + 1], M.init_state(cfg, 1, np.float64))
+        logit_b, _, _ = M.forward(params, cfg, x[b:b + 1], M.init_state(cfg, 1, np.float64))
+        np.testing.assert_allclose(logit_b[:, 0], logits[:, b], rtol=1e-12, atol=1e-12)
+        for k in range(cfg.n_layers):
+            for s_all, s_one in zip(state[k], sb[k]):
+                np.testing.assert_allclose(s_one[0], s_all[b], rtol=1e-12, atol=1e-12)
+        single_losses.append(lb)
+        single_grads.append(gb)
+    # the batch loss is the mean over all B*T positions, so it is the mean of the B stream losses
+    assert loss == pytest.approx(np.mean(single_losses), rel=1e-12)
+    for name, g in grads.items():
+        np.testing.assert_allclose(g, np.mean([sg[name] for sg in single_grads], axis=0), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_state_carries_across_chunks(cell):
+    """Two chunks of T with the state carried equal one chunk of 2T (forward)."""
+    cfg, params, x, _ = _setup(cell, T=10)
+    B = x.shape[0]
+    whole, s_whole, _ = M.forward(params, cfg, x, M.init_state(cfg, B, np.float64))
+    a, s_mid, _ = M.forward(params, cfg, x[:, :5], M.init_state(cfg, B, np.float64))
+    b, s_end, _ = M.forward(params, cfg, x[:, 5:], s_mid)
+    np.testing.assert_allclose(np.concatenate([a, b]), whole, rtol=1e-12, atol=1e-12)
+    for k in range(cfg.n_layers):
+        for u, v in zip(s_end[k], s_whole[k]):
+            np.testing.assert_allclose(u, v, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_float32_agrees_with_float64(cell):
+    cfg, p64, x, y = _setup(cell)
+    p32 = {k: v.astype(np.float32) for k, v in p64.items()}
+    B = x.shape[0]
+    l64, g64, _ = M.loss_and_grads(p64, cfg, x, y, M.init_state(cfg, B, np.float64))
+    l32, g32, _ = M.loss_and_grads(p32, cfg, x, y, M.init_state(cfg, B, np.float32))
+    assert l32 == pytest.approx(l64, rel=1e-5)
+    for k in g64:
+        assert g32[k].dtype == np.float32
+        np.testing.assert_allclose(g32[k], g64[k], rtol=1e-3, atol=1e-5)
+
+
+def test_lstm_forget_bias_starts_at_one():
+    cfg = ModelConfig(cell="lstm", vocab_size=5, hidden_size=3, n_layers=2)
+    params = M.init_params(cfg, np.random.default_rng(0))
+    for k in range(2):
+        b = params[f"l{k}.b"]
+        assert np.all(b[3:6] == 1.0) and np.all(b[:3] == 0) and np.all(b[6:] == 0)
+
+
+def test_initial_loss_is_log_vocab():
+    """An untrained model predicts about uniformly: loss near ln V."""
+    cfg, params, x, y = _setup("lstm", V=30, H=16)
+    params = M.init_params(cfg, np.random.default_rng(1), dtype=np.float64)
+    loss, _, _ = M.loss_and_grads(params, cfg, x, y, M.init_state(cfg, x.shape[0], np.float64))
+    assert abs(loss - np.log(30)) < 0.1
