@@ -12,14 +12,21 @@ Loading trusts nothing: before any array is read, the member list, each member's
 declared size and each .npy header's dtype and shape are checked against what the
 JSON configuration implies, so a corrupt, truncated, hostile or incompatible file is
 refused with a CheckpointError before any large allocation. Pickle is never allowed.
+Members must be stored uncompressed (np.savez does that): then every declared size is
+bounded by the file's real size, which rules out decompression bombs without a cap
+on how large a genuine model may be.
 """
 
 from __future__ import annotations
 
 import errno
 import json
+import math
 import os
+import re
+import stat
 import tempfile
+import tokenize
 import zipfile
 from dataclasses import dataclass, field
 
@@ -35,8 +42,10 @@ FORMAT = "charrnn-checkpoint"
 FORMAT_VERSION = 1
 MAX_META_BYTES = 1 << 20      # the JSON is a few KB; anything near this is not ours
 MAX_NPY_HEADER = 4096         # numpy writes 128-byte headers for our arrays
+MAX_MEMBERS = 4096            # a 64-layer GRU with Adam has ~800 arrays
 ALLOWED_DTYPES = ("<f4", "<f8")
 LATEST, BEST = "latest.npz", "best.npz"
+STEP_FILE = re.compile(r"step-(\d{8,})\.npz")  # --keep-last copies: step-00001500.npz
 
 
 @dataclass
@@ -135,7 +144,32 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
+def step_path(directory: str, step: int) -> str:
+    return os.path.join(directory, f"step-{step:08d}.npz")
+
+
+def prune_steps(directory: str, keep: int) -> None:
+    """Delete all but the ``keep`` most recently written step-numbered checkpoints. The
+    order is by write time, then step, so that after resuming from an older checkpoint
+    the new branch's files are the ones kept."""
+    found = []
+    for name in os.listdir(directory):
+        m = STEP_FILE.fullmatch(name)
+        if m:
+            path = os.path.join(directory, name)
+            try:
+                found.append((os.stat(path).st_mtime_ns, int(m.group(1)), path))
+            except FileNotFoundError:
+                continue
+    for _, _, path in sorted(found)[:-keep]:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass  # a file we cannot delete costs disk space, not progress: go on training
+
+
 def check_writable(directory: str) -> None:
+
     """Create ``directory`` if needed and prove a file can be written there, before any
     training time is spent."""
     try:
@@ -165,21 +199,38 @@ def resolve(path: str, prefer: str = BEST) -> str:
     return path
 
 
+# What zipfile, numpy's header parser (tokenize, ast) and json raise on damaged input.
+_CORRUPT = (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, KeyError,
+            TypeError, OverflowError, RuntimeError, NotImplementedError, SyntaxError,
+            RecursionError, MemoryError, tokenize.TokenError)
+
+
 def load(path: str) -> Checkpoint:
     """Load and validate a checkpoint. Every failure is a CheckpointError naming the file."""
     try:
         return _load(path)
     except CharRNNError as exc:
         raise CheckpointError(f"checkpoint {path} is unusable: {exc}") from None
-    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError,
-            KeyError, TypeError, OverflowError, RuntimeError, UnicodeDecodeError,
-            NotImplementedError) as exc:
+    except _CORRUPT as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
-        raise CheckpointError(f"checkpoint {path} is corrupt or unreadable ({reason})") from None
+        raise CheckpointError(f"checkpoint {path} is corrupt or unreadable ({_clip(reason)})") from None
+    except Exception as exc:  # noqa: BLE001 - untrusted input: a surprise must still be one clear line
+        raise CheckpointError(f"checkpoint {path} is corrupt or unreadable "
+                              f"(unexpected {type(exc).__name__}: {_clip(str(exc))})") from None
+
+
+def _clip(reason: str, limit: int = 200) -> str:
+    """numpy quotes a whole damaged header in its messages; one line is enough."""
+    reason = " ".join(reason.split())
+    return reason if len(reason) <= limit else reason[:limit] + "..."
 
 
 def _load(path: str) -> Checkpoint:
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
+        raise CheckpointError("it is not a regular file")
     with zipfile.ZipFile(path) as zf:
+        _check_directory(zf, st.st_size)
         infos = {i.filename: i for i in zf.infolist()}
         if "meta.npy" not in infos:
             raise CheckpointError("it is not a charrnn checkpoint (no meta.npy)")
@@ -191,6 +242,7 @@ def _load(path: str) -> Checkpoint:
         model_cfg = ModelConfig.from_dict(meta["model"])
         train_cfg = TrainConfig.from_dict(meta["train"])
         vocab = Vocab(meta["vocab"])
+        vocab.chars.encode("utf-8")  # refuses lone surrogates, which could not be printed
         if vocab.size != model_cfg.vocab_size:
             raise CheckpointError(
                 f"vocabulary has {vocab.size} characters but model.vocab_size is {model_cfg.vocab_size}")
@@ -219,6 +271,57 @@ def _load(path: str) -> Checkpoint:
         progress=meta["progress"], rng_state=meta["rng_state"], corpus=meta["corpus"])
 
 
+def _check_directory(zf: zipfile.ZipFile, file_size: int) -> None:
+    """The archive's directory, checked before any member is opened: a bounded number
+    of uniquely named, uncompressed members whose sizes fit in the file itself."""
+    infos = zf.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise CheckpointError(f"it has {len(infos)} members, far more than any model needs")
+    if len({i.filename for i in infos}) != len(infos):
+        raise CheckpointError("it names an array twice")
+    for info in infos:
+        name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise CheckpointError(f"array {name} is compressed; charrnn checkpoints are stored "
+                                  f"uncompressed, so that sizes can be checked before reading")
+        if info.file_size != info.compress_size:
+            raise CheckpointError(f"array {name} declares {info.file_size} bytes but stores {info.compress_size}")
+    if sum(i.compress_size for i in infos) > file_size:
+        raise CheckpointError(f"its arrays declare more bytes than the file's {file_size}")
+
+
+# Progress counters a resumed run reads back: name -> may it be None?
+PROGRESS_INTS = ("step", "epoch", "chunk")
+PROGRESS_FLOATS = {"smoothed_loss": True, "elapsed": False, "best_val": True, "last_val": True}
+
+
+def _check_progress(progress: dict) -> None:
+    """Each known counter, when present, has a sane value (an exported model may carry none)."""
+    for key in PROGRESS_INTS:
+        if key in progress:
+            v = progress[key]
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise CheckpointError(f"progress field {key!r} is {v!r}, not a count")
+    for key, nullable in PROGRESS_FLOATS.items():
+        if key in progress:
+            v = progress[key]
+            if v is None and nullable:
+                continue
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) \
+                    or (key == "elapsed" and v < 0):
+                raise CheckpointError(f"progress field {key!r} is {v!r}, not a finite number")
+
+
+def _check_rng_state(rng_state) -> None:
+    """The generator state must be one that a fresh np.random.default_rng() accepts."""
+    if rng_state is None:
+        return
+    try:
+        np.random.default_rng().bit_generator.state = rng_state
+    except (TypeError, ValueError, KeyError, OverflowError):
+        raise CheckpointError("metadata field 'rng_state' is malformed") from None
+
+
 def _parse_meta(raw: bytes) -> dict:
     meta = json.loads(raw.decode("utf-8"))
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -234,6 +337,8 @@ def _parse_meta(raw: bytes) -> dict:
             raise CheckpointError(f"metadata field {key!r} is missing or malformed")
     if meta.get("rng_state") is not None and not isinstance(meta["rng_state"], dict):
         raise CheckpointError("metadata field 'rng_state' is malformed")
+    _check_rng_state(meta.get("rng_state"))
+    _check_progress(meta["progress"])
     return meta
 
 
@@ -243,8 +348,8 @@ def _expected_members(meta, model_cfg: ModelConfig, train_cfg: TrainConfig) -> d
     expected = {f"param/{k}.npy": s for k, s in shapes.items()}
     expected.update({f"opt/{k}.npy": s for k, s in optim.state_shapes(train_cfg.optimizer, shapes).items()})
     B = meta["state_batch"]
-    if B < 0 or B > 1 << 20:
-        raise CheckpointError(f"state_batch {B} is implausible")
+    if B not in (0, train_cfg.batch_size):  # the carried state is one (B,H) row per stream
+        raise CheckpointError(f"state_batch {B} contradicts batch_size {train_cfg.batch_size}")
     if B:
         expected.update({f"state/{k}.npy": (B, model_cfg.hidden_size) for k in M.state_names(model_cfg)})
     return expected
@@ -254,8 +359,6 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dtype, shape) -> np
     """Read one .npy member after checking its header against the expected dtype and
     shape and its size against the archive's directory: no surprise allocations."""
     name = info.filename[:-4]
-    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        raise CheckpointError(f"array {name} uses an unsupported compression")
     with zf.open(info) as f:
         version = np.lib.format.read_magic(f)
         if version == (1, 0):
@@ -275,7 +378,7 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dtype, shape) -> np
             if tuple(hshape) != tuple(shape):
                 raise CheckpointError(
                     f"array {name} has shape {tuple(hshape)} but the configuration implies {tuple(shape)}")
-        nbytes = int(np.prod(hshape, dtype=np.int64)) * hdtype.itemsize
+        nbytes = math.prod(hshape) * hdtype.itemsize  # Python ints: no overflow to a small number
         if f.tell() + nbytes != info.file_size:
             raise CheckpointError(f"array {name} declares {nbytes} bytes of data that the archive does not hold")
         data = f.read(nbytes)

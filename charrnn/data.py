@@ -36,9 +36,10 @@ def _open_error(path: str, exc: OSError) -> DataError:
 def iter_text(path: str, encoding: str = "utf-8"):
     """Yield the decoded text of ``path`` in pieces, applying the text policy above."""
     try:
-        codecs.lookup(encoding)
+        codec = codecs.lookup(encoding)
     except LookupError:
         raise DataError(f"unknown encoding {encoding!r}; try utf-8 or latin-1") from None
+    drop_bom = codec.name == "utf-8"  # utf-8-sig and utf-16 drop their own BOM
     if os.path.isdir(path):
         raise DataError(f"{path} is a directory, not a text file")
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
@@ -61,13 +62,10 @@ def iter_text(path: str, encoding: str = "utf-8"):
             except UnicodeDecodeError as exc:
                 pending = len(decoder.getstate()[0]) if hasattr(decoder, "getstate") else 0
                 where = offset - pending + exc.start
-                raise DataError(
-                    f"{path} is not valid {encoding}: byte 0x{exc.object[exc.start]:02x} at offset "
-                    f"{max(where, 0)} cannot be decoded; if the file uses another encoding, "
-                    f"pass it with --encoding (for example --encoding latin-1)") from None
+                raise _decode_error(path, encoding, exc, max(where, 0), raw, offset == 0) from None
             offset += len(raw)
             if first and text:
-                if text[0] == "\ufeff" and encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+                if text[0] == "\ufeff" and drop_bom:
                     text = text[1:]
                 first = False
             text = carry + text
@@ -82,8 +80,26 @@ def iter_text(path: str, encoding: str = "utf-8"):
                 return
 
 
+def _decode_error(path: str, encoding: str, exc: UnicodeDecodeError, where: int, raw: bytes,
+                  at_start: bool) -> DataError:
+    """Say where decoding failed and what to do: another --encoding fixes text, not binaries."""
+    byte = f"byte 0x{exc.object[exc.start]:02x} at offset {where}"
+    boms = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+            (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+    bom = next((name for mark, name in boms if at_start and raw.startswith(mark)), None)
+    if bom:
+        hint = f"the file starts with a {bom.upper()} byte-order mark: pass --encoding {bom}"
+    elif b"\x00" in raw:  # UTF-16/32 text is full of NULs, but then it decodes
+        return DataError(f"{path} is not valid {encoding} ({byte}) and contains NUL bytes: {BINARY_HINT}")
+    else:
+        hint = "if the file uses another encoding, pass it with --encoding (for example --encoding latin-1)"
+    return DataError(f"{path} is not valid {encoding}: {byte} cannot be decoded; {hint}")
+
+
+
 @dataclass(frozen=True)
 class Vocab:
+
     """The sorted distinct characters of the training text; id i is ``chars[i]``."""
 
     chars: str
@@ -125,9 +141,13 @@ class Vocab:
         return sorted(set(text) - set(self.chars))
 
 
-def format_chars(chars) -> str:
-    """Characters as the user should see them in a message: repr'd, so '\\n' is visible."""
-    return ", ".join(repr(c) for c in chars)
+def format_chars(chars, limit: int | None = None) -> str:
+    """Characters as the user should see them in a message: repr'd, so '\\n' is visible;
+    past ``limit`` of them, only how many more there are."""
+    chars = list(chars)
+    shown = ", ".join(repr(c) for c in chars[:limit])
+    return shown if limit is None or len(chars) <= limit else f"{shown} and {len(chars) - limit} more"
+
 
 
 def load_corpus(path: str, encoding: str = "utf-8", vocab: Vocab | None = None):

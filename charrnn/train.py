@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import shlex
 import signal
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from charrnn import data as D
 from charrnn import model as M
 from charrnn import optim
 from charrnn.config import ModelConfig, TrainConfig
-from charrnn.errors import ConfigError, DataError, Interrupted, TrainingDiverged
+from charrnn.errors import CheckpointError, ConfigError, DataError, Interrupted, TrainingDiverged, UsageError
 
 EVAL_STREAMS = 64     # streams used to score the validation text
 EVAL_CHUNK = 256      # steps per forward call while scoring
@@ -60,6 +61,7 @@ class Run:
     checkpoint_dir: str
     corpus: dict = field(default_factory=dict)
     n_context: int = 1                # leading chars of val_ids that come from the training text
+    notes: list = field(default_factory=list)  # things the user should know, reported when training starts
 
 
 def file_sha256(path: str) -> str:
@@ -75,15 +77,26 @@ def prepare(path: str, model_cfg: dict, train_cfg: TrainConfig, checkpoint_dir: 
     """Read the corpus, fix the vocabulary and validate that it can be trained on."""
     ids, vocab = D.load_corpus(path, encoding, vocab)
     train_ids, val_ids = D.split(ids, train_cfg.val_frac)
+    B, T = train_cfg.batch_size, train_cfg.seq_len
+    if len(train_ids) < B * (T + 1):  # one chunk per stream: checked first, it is the usual culprit
+        raise DataError(
+            f"{path} has {len(ids):,} characters and {len(train_ids):,} are left to train on after "
+            f"holding out --val-frac {train_cfg.val_frac}, but --batch-size {B} and --seq-len {T} need "
+            f"at least {B * (T + 1):,} (batch_size x (seq_len + 1)); lower --batch-size or --seq-len, "
+            f"or use a longer text")
     if len(val_ids) < 1:
-        raise DataError(f"{path} is too short to hold out --val-frac {train_cfg.val_frac} for validation")
-    D.Streams(train_ids, train_cfg.batch_size, train_cfg.seq_len)  # fails early, with the fix
+        raise DataError(f"{path} has {len(ids):,} characters, too few to hold out --val-frac "
+                        f"{train_cfg.val_frac} (that rounds to none); raise --val-frac or use a longer text")
     cfg = ModelConfig(**{**model_cfg, "vocab_size": vocab.size})
     corpus = {"path": os.path.abspath(path), "name": os.path.basename(path), "chars": int(len(ids)),
               "sha256": file_sha256(path), "encoding": encoding}
     n_context = min(len(train_ids), EVAL_WARMUP + 1)
     context_and_val = ids[len(train_ids) - n_context:]
-    return Run(cfg, train_cfg, vocab, train_ids, context_and_val, checkpoint_dir, corpus, n_context)
+    run = Run(cfg, train_cfg, vocab, train_ids, context_and_val, checkpoint_dir, corpus, n_context)
+    if vocab.size == 1:  # trains fine (the loss is exactly 0), but the user probably meant another file
+        run.notes.append(f"note: {path} holds a single distinct character, {vocab.chars!r}; "
+                         f"the model can only learn to repeat it")
+    return run
 
 
 def new_state(run: Run) -> TrainState:
@@ -94,9 +107,17 @@ def new_state(run: Run) -> TrainState:
 
 
 def state_from_checkpoint(ckpt: C.Checkpoint) -> TrainState:
+    """The training state saved in ``ckpt``. C.load has checked the values of whatever
+    it holds; a model saved without its training state cannot be resumed."""
+    p = ckpt.progress
+    missing = [k for k in (*C.PROGRESS_INTS, *C.PROGRESS_FLOATS) if k not in p]
+    missing += [what for what, ok in (("rng_state", ckpt.rng_state is not None), ("hidden state", bool(ckpt.state)))
+                if not ok]
+    if missing:
+        raise CheckpointError(f"the checkpoint holds a model but not its training state (no {missing[0]}), "
+                              f"so it cannot be resumed; start a new run")
     rng = np.random.default_rng()
     rng.bit_generator.state = ckpt.rng_state
-    p = ckpt.progress
     hidden = M.unflatten_state(ckpt.model_cfg, ckpt.state)
     return TrainState(params=ckpt.params, opt_state=ckpt.opt_state, hidden=hidden, rng=rng,
                       step=p["step"], epoch=p["epoch"], chunk=p["chunk"],
@@ -116,6 +137,40 @@ def to_checkpoint(run: Run, st: TrainState) -> C.Checkpoint:
 
 # Fields a resumed run may change: when to stop and how often to report.
 RESUMABLE_CHANGES = {"max_steps", "time_limit", "eval_every"}
+FLAGS = {"n_layers": "--layers"}  # config fields whose command-line flag has another name
+
+
+def _flag(key: str) -> str:
+    return FLAGS.get(key, "--" + key.replace("_", "-"))
+
+
+def _contradiction(key: str, value, saved) -> ConfigError:
+    return ConfigError(f"{_flag(key)} {value} contradicts the checkpoint, which was trained with {_flag(key)} "
+                       f"{saved}; drop {_flag(key)} to continue that run, or start a new one in another "
+                       f"--checkpoint-dir")
+
+
+def resume_source(path: str) -> str:
+    """The checkpoint that --resume continues: a file, or a run directory's latest.npz."""
+    if os.path.isdir(path):
+        latest = os.path.join(path, C.LATEST)
+        if os.path.isfile(latest):
+            return latest
+        raise CheckpointError(f"nothing to resume: {path} holds no {C.LATEST}; drop --resume to start a new run"
+                              + (f", or resume from {os.path.join(path, C.BEST)}"
+                                 if os.path.isfile(os.path.join(path, C.BEST)) else ""))
+    if not os.path.exists(path):
+        raise CheckpointError(f"nothing to resume: no checkpoint at {path}; drop --resume to start a new run")
+    return path
+
+
+def check_fresh(directory: str) -> None:
+    """A new run writes latest.npz and best.npz: refuse to overwrite another run's, which
+    may hold hours of training, unless asked to."""
+    for name in (C.LATEST, C.BEST):
+        if os.path.exists(os.path.join(directory, name)):
+            raise UsageError(f"{directory} already holds a checkpoint ({name}); continue that run with "
+                             f"--resume, start over with --overwrite, or choose another --checkpoint-dir")
 
 
 def check_resume(ckpt: C.Checkpoint, model_opts: dict, train_opts: dict, vocab: D.Vocab) -> TrainConfig:
@@ -124,19 +179,18 @@ def check_resume(ckpt: C.Checkpoint, model_opts: dict, train_opts: dict, vocab: 
     if vocab.chars != ckpt.vocab.chars:
         added = sorted(set(vocab.chars) - set(ckpt.vocab.chars))
         removed = sorted(set(ckpt.vocab.chars) - set(vocab.chars))
-        detail = "; ".join(s for s in (added and f"new characters {D.format_chars(added)}",
-                                       removed and f"missing characters {D.format_chars(removed)}") if s)
+        detail = "; ".join(s for s in (added and f"new characters {D.format_chars(added, 12)}",
+                                       removed and f"missing characters {D.format_chars(removed, 12)}") if s)
+
         raise ConfigError(f"vocabulary mismatch: the text's vocabulary differs from the checkpoint's ({detail})")
     saved_model = ckpt.model_cfg.to_dict()
     for key, value in model_opts.items():
         if saved_model[key] != value:
-            raise ConfigError(f"{key}={value!r} contradicts the checkpoint ({key}={saved_model[key]!r}); "
-                              f"drop the option or start a new run")
+            raise _contradiction(key, value, saved_model[key])
     saved = ckpt.train_cfg.to_dict()
     for key, value in train_opts.items():
         if key not in RESUMABLE_CHANGES and saved[key] != value:
-            raise ConfigError(f"{key}={value!r} contradicts the checkpoint ({key}={saved[key]!r}); "
-                              f"drop the option or start a new run")
+            raise _contradiction(key, value, saved[key])
     saved.update({k: v for k, v in train_opts.items() if k in RESUMABLE_CHANGES})
     return TrainConfig.from_dict(saved)
 
@@ -144,11 +198,19 @@ def check_resume(ckpt: C.Checkpoint, model_opts: dict, train_opts: dict, vocab: 
 def resume(path: str, ckpt: C.Checkpoint, checkpoint_dir: str, encoding: str,
            model_opts: dict, train_opts: dict) -> tuple[Run, TrainState]:
     """Set up a run that continues ``ckpt`` on the text at ``path``. The options are only
-    those the user gave explicitly; they must agree with the checkpoint."""
+    those the user gave explicitly; they must agree with the checkpoint. ``encoding``
+    None means the one the checkpoint's text was read with."""
+    saved_encoding = ckpt.corpus.get("encoding")
+    encoding = encoding or (saved_encoding if isinstance(saved_encoding, str) else "utf-8")
+    state = state_from_checkpoint(ckpt)  # before reading the text: a model-only file fails fast
     run = prepare(path, ckpt.model_cfg.to_dict(), ckpt.train_cfg, checkpoint_dir, encoding)
     run.train_cfg = check_resume(ckpt, model_opts, train_opts, run.vocab)
     run.model_cfg = ckpt.model_cfg
-    return run, state_from_checkpoint(ckpt)
+    if ckpt.corpus.get("sha256") not in (None, run.corpus["sha256"]):
+        run.notes.append(f"note: {path} differs from the text this checkpoint was trained on "
+                         f"({ckpt.corpus.get('name', '?')}); it has the same characters, so training goes on")
+    return run, state
+
 
 
 # ---------------------------------------------------------------------- the loop
@@ -178,6 +240,7 @@ def train_step(run: Run, st: TrainState, streams: D.Streams) -> float:
     x, y = streams.chunk(st.chunk)
     loss, grads, hidden = M.loss_and_grads(st.params, run.model_cfg, x, y, st.hidden,
                                            run.model_cfg.dropout, st.rng)
+    loss += 0.0  # a one-character vocabulary gives -0.0, which would print as "-0.0000"
     if not math.isfinite(loss):
         raise TrainingDiverged(f"loss became {loss} at step {st.step + 1} (lr={learning_rate(cfg, st):.3g})")
     norm = optim.clip_by_global_norm(grads, cfg.clip)
@@ -228,7 +291,9 @@ class _StopFlag:
             signal.signal(sig, old)
 
 
-def save_checkpoints(run: Run, st: TrainState, improved: bool) -> dict:
+def save_checkpoints(run: Run, st: TrainState, improved: bool, keep_last: int = 0) -> dict:
+    """latest.npz always, best.npz when validation improved, and with ``keep_last`` a
+    step-numbered copy, pruned to the newest ``keep_last`` once the new one is in place."""
     ckpt = to_checkpoint(run, st)
     latest = os.path.join(run.checkpoint_dir, C.LATEST)
     C.save(ckpt, latest)
@@ -237,18 +302,48 @@ def save_checkpoints(run: Run, st: TrainState, improved: bool) -> dict:
         best = os.path.join(run.checkpoint_dir, C.BEST)
         C.save(ckpt, best)
         paths["best"] = best
+    if keep_last:
+        paths["step"] = C.step_path(run.checkpoint_dir, st.step)
+        C.save(ckpt, paths["step"])
+        C.prune_steps(run.checkpoint_dir, keep_last)
     return paths
 
 
 def append_metrics(run: Run, record: dict) -> None:
-    with open(os.path.join(run.checkpoint_dir, METRICS), "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
+    path = os.path.join(run.checkpoint_dir, METRICS)
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+    except OSError as exc:  # the checkpoint is already saved; say so rather than a traceback
+        raise CheckpointError(f"cannot append to {path}: {exc.strerror or exc} (the checkpoint "
+                              f"of step {record.get('step')} was saved)") from None
+
+
+def resume_hint(run: Run, keep_last: int = 0) -> str:
+    """The command that continues this run, quoted for a POSIX shell."""
+    cmd = ["charrnn", "train", run.corpus.get("path", "FILE"), "--resume", "--checkpoint-dir", run.checkpoint_dir]
+    if keep_last:
+        cmd += ["--keep-last", str(keep_last)]
+    return " ".join(shlex.quote(str(part)) for part in cmd)
+
+
+def _what_was_kept(run: Run, saved_step: int | None) -> str:
+    latest = os.path.join(run.checkpoint_dir, C.LATEST)
+    if saved_step is not None:
+        return f"{latest} (step {saved_step}) was left as it was"
+    if os.path.exists(latest):
+        return f"{latest} was left as it was"
+    return "no checkpoint was written"
 
 
 def train(run: Run, st: TrainState, report: Callable[[str], None] = lambda s: None,
-          progress_bar: bool = False, on_step: Callable | None = None) -> dict:
+          progress_bar: bool = False, on_step: Callable | None = None, keep_last: int = 0) -> dict:
     """Train until --max-steps or --time-limit, validating and checkpointing every
-    --eval-every steps and at the end. Returns a summary dict."""
+    --eval-every steps and at the end. Returns a summary dict.
+
+    SIGINT/SIGTERM end the run after the current step with a checkpoint of it and
+    raise Interrupted; a NaN or infinite loss raises TrainingDiverged and leaves the
+    checkpoints as they were."""
     from tqdm import tqdm
 
     cfg = run.train_cfg
@@ -261,19 +356,31 @@ def train(run: Run, st: TrainState, report: Callable[[str], None] = lambda s: No
     start_step, t0, start_elapsed = st.step, time.perf_counter(), st.elapsed
     rate, step_seconds = 0.0, 0.0  # chars/s counts training steps only, not validation
     saved: dict = {}
+    saved_step = None  # the step of the last checkpoint written by this call
 
     def done() -> bool:
         return bool((cfg.max_steps and st.step >= cfg.max_steps)
                     or (cfg.time_limit and st.elapsed >= cfg.time_limit))
 
+    for note in run.notes:
+        write(note)
+    if done():
+        limit = f"--max-steps {cfg.max_steps}" if cfg.max_steps and st.step >= cfg.max_steps \
+            else f"--time-limit {cfg.time_limit:g}s"
+        write(f"note: this run already reached {limit}; pass a larger one to train further")
+
     def checkpoint_now():
-        nonlocal saved
+        nonlocal saved, saved_step
+        for name, p in st.params.items():  # C.save would refuse them; say what happened instead
+            if not np.all(np.isfinite(p)):
+                raise TrainingDiverged(f"parameter {name} became NaN or infinite by step {st.step}")
         val = evaluate(st.params, run.model_cfg, run.val_ids, run.n_context)
         st.last_val = val
         improved = st.best_val is None or val < st.best_val
         if improved:
             st.best_val = val
-        saved.update(save_checkpoints(run, st, improved))
+        saved.update(save_checkpoints(run, st, improved, keep_last))
+        saved_step = st.step
         record = {"step": st.step, "epoch": st.epoch, "elapsed": round(st.elapsed, 3),
                   "lr": learning_rate(cfg, st), "train_loss": st.smoothed_loss,
                   "val_loss": val, "val_bpc": val / M.LN2, "chars_per_s": round(rate, 1)}
@@ -299,15 +406,18 @@ def train(run: Run, st: TrainState, report: Callable[[str], None] = lambda s: No
                     on_step(st)
                 if st.step % cfg.eval_every == 0 and not done():
                     checkpoint_now()
-            if stop.signum is None or st.step > start_step or not saved:
+            if saved_step != st.step:  # not just saved by the periodic checkpoint
                 checkpoint_now()
             if stop.signum is not None:
                 name = signal.Signals(stop.signum).name
                 raise Interrupted(f"interrupted by {name} at step {st.step}; saved {saved['latest']}; "
-                                  f"resume with: charrnn train {run.corpus.get('path', 'FILE')} --resume "
-                                  f"--checkpoint-dir {run.checkpoint_dir}", stop.signum)
+                                  f"resume with: {resume_hint(run, keep_last)}", stop.signum)
+    except TrainingDiverged as exc:
+        raise TrainingDiverged(f"{exc}; {_what_was_kept(run, saved_step)}; "
+                               f"try a lower --lr or a smaller --clip") from None
     finally:
         bar.close()
+
     return summary(run, st, saved, rate)
 
 

@@ -10,6 +10,7 @@ import time
 
 import click
 
+from charrnn.cli.params import FiniteFloatRange
 from charrnn.errors import CheckpointError
 
 
@@ -44,7 +45,8 @@ def _write_stream(chunks, flush_every: float = 0.05) -> None:
                    "Empty means a newline.")
 @click.option("-n", "--length", "n", type=click.IntRange(min=0), default=500, show_default=True,
               help="Characters to generate.")
-@click.option("-t", "--temperature", type=click.FloatRange(0, min_open=True), default=0.8,
+@click.option("-t", "--temperature", type=FiniteFloatRange(0, min_open=True), default=0.8,
+
               show_default=True, help="Below 1: safer, more repetitive text; above 1: wilder.")
 @click.option("-k", "--top-k", type=click.IntRange(min=0), default=0, show_default=True,
               help="Sample only among the k most likely characters; 0 means all.")
