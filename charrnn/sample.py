@@ -15,6 +15,7 @@ from charrnn import model as M
 from charrnn.config import ModelConfig
 from charrnn.data import Vocab, format_chars
 from charrnn.errors import UsageError
+from charrnn.stepper import Stepper
 
 
 def default_seed(vocab: Vocab) -> str:
@@ -66,6 +67,7 @@ def _generate(params, cfg, vocab, seed, n, temperature, top_k, greedy, rng, K, s
     state = M.init_state(cfg, K, params["Why"].dtype)
     logits, state, _ = M.forward(params, cfg, ids, state)  # the whole seed in one pass
     last = logits[-1]  # (K,V)
+    stepper = Stepper(params, cfg, state)
     tails = [""] * K  # the end of each stream, long enough to match `stop`
     alive = np.ones(K, dtype=bool)
     for _ in range(n):
@@ -84,4 +86,4 @@ def _generate(params, cfg, vocab, seed, n, temperature, top_k, greedy, rng, K, s
         yield out
         if not alive.any():
             return
-        last, state = M.step(params, cfg, nxt, state)
+        last = stepper.step(nxt)

@@ -8,6 +8,7 @@ the run it came from bit for bit. No click here: the CLI passes in how to report
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -25,6 +26,7 @@ from charrnn import data as D
 from charrnn import model as M
 from charrnn import optim
 from charrnn.config import ModelConfig, TrainConfig
+from charrnn.parallel import ShardRunner
 from charrnn.errors import CheckpointError, ConfigError, DataError, Interrupted, TrainingDiverged, UsageError
 
 EVAL_STREAMS = 64     # streams used to score the validation text
@@ -230,6 +232,12 @@ def learning_rate(cfg: TrainConfig, st: TrainState) -> float:
     return floor + 0.5 * (cfg.lr - floor) * (1.0 + math.cos(math.pi * progress))
 
 
+@functools.lru_cache(maxsize=4)
+def shard_runner(batch_size: int) -> ShardRunner:
+    """One runner (and thread pool) per batch size for the life of the process."""
+    return ShardRunner(batch_size)
+
+
 def train_step(run: Run, st: TrainState, streams: D.Streams) -> float:
     """One optimizer step on the next chunk. Returns the chunk's loss (nats/char)."""
     cfg = run.train_cfg
@@ -238,8 +246,8 @@ def train_step(run: Run, st: TrainState, streams: D.Streams) -> float:
         st.chunk = 0
         st.hidden = M.init_state(run.model_cfg, cfg.batch_size)  # a new pass starts from zero state
     x, y = streams.chunk(st.chunk)
-    loss, grads, hidden = M.loss_and_grads(st.params, run.model_cfg, x, y, st.hidden,
-                                           run.model_cfg.dropout, st.rng)
+    loss, grads, hidden = shard_runner(cfg.batch_size).loss_and_grads(
+        st.params, run.model_cfg, x, y, st.hidden, run.model_cfg.dropout, st.rng)
     loss += 0.0  # a one-character vocabulary gives -0.0, which would print as "-0.0000"
     if not math.isfinite(loss):
         raise TrainingDiverged(f"loss became {loss} at step {st.step + 1} (lr={learning_rate(cfg, st):.3g})")

@@ -1,0 +1,120 @@
+"""Data parallelism on the CPU's cores: a training step split into independent shards.
+
+Why: a step's matrix products are small, (B,H)x(H,G) per time step, where a 2-thread
+BLAS call is far from twice as fast as a 1-thread one, and NumPy's elementwise work
+runs on one core whatever BLAS does. The B streams of a chunk are independent until
+the gradients are summed, so the batch is cut into shards that run the whole forward
+and backward pass in parallel Python threads (NumPy releases the GIL inside matmul and
+ufunc loops), each with a single-threaded BLAS; their gradients are then averaged.
+
+The shard layout depends only on the batch size, never on the machine, so a run gives
+the same numbers on one core (shards run one after the other) as on two.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from charrnn import model as M
+
+MIN_SHARD = 8  # streams per shard below which the per-step products get too thin to pay
+
+
+def shard_bounds(batch_size: int, max_shards: int = 2) -> list[tuple[int, int]]:
+    """[(start, stop)] of each shard of the batch."""
+    n = max(1, min(max_shards, batch_size // MIN_SHARD))
+    edges = np.linspace(0, batch_size, n + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+class _Blas:
+    """Set OpenBLAS's thread count through the library NumPy loaded (found in this
+    process's memory map). Without it, shards run one after the other: two threads
+    each driving a multi-threaded BLAS would only fight over the cores."""
+
+    NAMES = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+             "openblas_set_num_threads64_", "openblas_set_num_threads")
+
+    def __init__(self):
+        self.set = self.get = None
+        try:
+            with open("/proc/self/maps") as f:
+                paths = sorted(set(re.findall(r"(/\S*openblas\S*\.so\S*)", f.read())))
+            for path in paths:
+                lib = ctypes.CDLL(path)
+                for name in self.NAMES:
+                    if hasattr(lib, name):
+                        self.set = getattr(lib, name)
+                        self.set.argtypes = [ctypes.c_int64 if "64" in name else ctypes.c_int]
+                        self.get = getattr(lib, name.replace("set_", "get_"))
+                        self.get.restype = ctypes.c_int
+                        return
+        except (OSError, AttributeError):
+            self.set = self.get = None
+
+
+def _cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+_blas = None
+_lock = threading.Lock()
+
+
+def _blas_control() -> _Blas:
+    global _blas
+    with _lock:
+        if _blas is None:
+            _blas = _Blas()
+        return _blas
+
+
+class ShardRunner:
+    """Runs the shards of each step in parallel when the machine and the BLAS allow it."""
+
+    def __init__(self, batch_size: int, threads: int | None = None):
+        self.bounds = shard_bounds(batch_size)
+        cores = threads or _cores()
+        self.blas = _blas_control()
+        self.parallel = len(self.bounds) > 1 and cores > 1 and self.blas.set is not None
+        self.pool = ThreadPoolExecutor(len(self.bounds)) if self.parallel else None
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.shutdown()
+
+    def loss_and_grads(self, params, cfg, x, y, state, dropout, rng: np.random.Generator):
+        """Same contract as model.loss_and_grads over the whole batch. Each shard draws
+        its dropout masks from its own generator, seeded from ``rng``."""
+        seeds = rng.integers(0, 2**63, size=len(self.bounds))
+        jobs = [(params, cfg, x[a:b], y[a:b], [tuple(s[a:b] for s in layer) for layer in state],
+                 dropout, np.random.default_rng(seed)) for (a, b), seed in zip(self.bounds, seeds)]
+        if self.parallel:
+            before = self.blas.get()
+            self.blas.set(1)
+            try:
+                results = list(self.pool.map(lambda job: M.loss_and_grads(*job), jobs))
+            finally:
+                self.blas.set(before)
+        else:
+            results = [M.loss_and_grads(*job) for job in jobs]
+        if len(results) == 1:
+            return results[0]
+        weights = [(b - a) / x.shape[0] for a, b in self.bounds]  # mean over all positions
+        loss = sum(w * r[0] for w, r in zip(weights, results))
+        grads = results[0][1]
+        for name, g in grads.items():
+            g *= weights[0]
+            for w, r in zip(weights[1:], results[1:]):
+                g += w * r[1][name]
+        new_state = [tuple(np.concatenate(parts) for parts in zip(*layers))
+                     for layers in zip(*(r[2] for r in results))]
+        return loss, grads, new_state
