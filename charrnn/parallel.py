@@ -13,6 +13,7 @@ the same numbers on one core (shards run one after the other) as on two.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import re
@@ -77,6 +78,23 @@ def _blas_control() -> _Blas:
         return _blas
 
 
+@contextlib.contextmanager
+def blas_threads(n: int):
+    """Run the block with OpenBLAS limited to n threads (no-op when it cannot be set).
+    One-character steps are too small to share: waking a second BLAS thread for a
+    (1,H)x(H,G) product costs more than the product."""
+    blas = _blas_control()
+    if blas.set is None:
+        yield
+        return
+    before = blas.get()
+    blas.set(n)
+    try:
+        yield
+    finally:
+        blas.set(before)
+
+
 class ShardRunner:
     """Runs the shards of each step in parallel when the machine and the BLAS allow it."""
 
@@ -98,12 +116,8 @@ class ShardRunner:
         jobs = [(params, cfg, x[a:b], y[a:b], [tuple(s[a:b] for s in layer) for layer in state],
                  dropout, np.random.default_rng(seed)) for (a, b), seed in zip(self.bounds, seeds)]
         if self.parallel:
-            before = self.blas.get()
-            self.blas.set(1)
-            try:
+            with blas_threads(1):
                 results = list(self.pool.map(lambda job: M.loss_and_grads(*job), jobs))
-            finally:
-                self.blas.set(before)
         else:
             results = [M.loss_and_grads(*job) for job in jobs]
         if len(results) == 1:

@@ -7,6 +7,7 @@ options and ``--rng-seed`` always give the same text.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Iterator
 
 import numpy as np
@@ -15,6 +16,7 @@ from charrnn import model as M
 from charrnn.config import ModelConfig
 from charrnn.data import Vocab, format_chars
 from charrnn.errors import UsageError
+from charrnn.parallel import blas_threads
 from charrnn.stepper import Stepper
 
 
@@ -32,18 +34,18 @@ def check_seed(seed: str, vocab: Vocab) -> None:
 
 def _pick(logits: np.ndarray, temperature: float, top_k: int, greedy: bool,
           rng: np.random.Generator) -> np.ndarray:
-    """One id per row of logits (K,V)."""
+    """One id per row of logits (K,V), drawn from softmax(logits / temperature).
+
+    Uses the Gumbel-max trick: argmax(z + Gumbel noise) is an exact draw from softmax(z),
+    with no exp, no normalisation and no overflow for tiny temperatures."""
     if greedy:
         return logits.argmax(axis=1)
-    z = logits.astype(np.float64) / temperature  # float64: no overflow for tiny temperatures
+    z = logits / np.float64(temperature)  # float64: no overflow for tiny temperatures
     if 0 < top_k < z.shape[1]:
         kth = np.partition(z, -top_k, axis=1)[:, -top_k][:, None]
-        z = np.where(z < kth, -np.inf, z)
-    z -= z.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    cdf = np.cumsum(p, axis=1)
-    u = rng.random(len(z)) * cdf[:, -1]
-    return np.minimum((cdf <= u[:, None]).sum(axis=1), z.shape[1] - 1)
+        z[z < kth] = -np.inf
+    z += rng.gumbel(size=z.shape)
+    return z.argmax(axis=1)
 
 
 def generate(params, cfg: ModelConfig, vocab: Vocab, seed: str, n: int, *,
@@ -68,22 +70,28 @@ def _generate(params, cfg, vocab, seed, n, temperature, top_k, greedy, rng, K, s
     logits, state, _ = M.forward(params, cfg, ids, state)  # the whole seed in one pass
     last = logits[-1]  # (K,V)
     stepper = Stepper(params, cfg, state)
+    # Steps of a few streams are too small to share between BLAS threads (waking the
+    # second thread costs more than the product); wide batches still profit from it.
+    with blas_threads(1) if K < 16 else contextlib.nullcontext():
+        yield from _steps(stepper, last, vocab, n, temperature, top_k, greedy, rng, K, stop)
+
+
+def _steps(stepper, last, vocab, n, temperature, top_k, greedy, rng, K, stop):
+    chars = vocab.chars
     tails = [""] * K  # the end of each stream, long enough to match `stop`
-    alive = np.ones(K, dtype=bool)
+    alive = [True] * K
+    n_alive = K
     for _ in range(n):
-        nxt = _pick(last, temperature, top_k, greedy, rng)
-        out = []
-        for k in range(K):
-            if not alive[k]:
-                out.append("")
-                continue
-            ch = vocab.chars[nxt[k]]
-            out.append(ch)
-            if stop:
-                tails[k] = (tails[k] + ch)[-len(stop):]
-                if tails[k] == stop:
-                    alive[k] = False
+        nxt = _pick(last, temperature, top_k, greedy, rng).tolist()
+        out = [chars[i] if a else "" for i, a in zip(nxt, alive)]
+        if stop:
+            for k, ch in enumerate(out):
+                if ch:
+                    tails[k] = (tails[k] + ch)[-len(stop):]
+                    if tails[k] == stop:
+                        alive[k] = False
+                        n_alive -= 1
         yield out
-        if not alive.any():
+        if not n_alive:
             return
-        last = stepper.step(nxt)
+        last = stepper.step(np.asarray(nxt))

@@ -18,69 +18,64 @@ from charrnn.config import ModelConfig
 
 
 class Stepper:
-    """Advance K streams by one character: ``logits = stepper.step(ids)``."""
+    """Advance K streams by one character: ``logits = stepper.step(ids)``.
+
+    All hidden states live side by side in one buffer, hb = [h_0 | h_1 | ... | h_L-1 | 1],
+    so that layer k's [input, own state] is the contiguous slice [h_k-1 | h_k] (no
+    copies between layers) and the output layer's [h_L-1 | 1] multiplies [Why; by]
+    (the bias comes with the product)."""
 
     def __init__(self, params: dict, cfg: ModelConfig, state):
         self.cfg = cfg
-        H, G, K = cfg.hidden_size, cfg.gates, state[0][0].shape[0]
+        H, G, L, K = cfg.hidden_size, cfg.gates, cfg.n_layers, state[0][0].shape[0]
         dtype = params["Why"].dtype
         scale = np.ones(G, dtype=dtype)
         scale[: {"rnn": 0, "lstm": 3 * H, "gru": 2 * H}[cfg.cell]] = 0.5
         self.gru = cfg.cell == "gru"
-        # Stack [Wx; Wh] for upper layers, except in the GRU whose n gate needs h Wh_n apart.
-        self.stacked = not self.gru
         self.table = (params["l0.Wx"] + params["l0.b"]) * scale  # (V,G): gather = input product
-        self.Wx, self.Wh, self.b, self.W = [None], [params["l0.Wh"] * scale], [None], [None]
-        for k in range(1, cfg.n_layers):
-            Wx, Wh = params[f"l{k}.Wx"] * scale, params[f"l{k}.Wh"] * scale
-            self.Wx.append(Wx)
-            self.Wh.append(Wh)
-            self.W.append(np.concatenate([Wx, Wh]) if self.stacked else None)  # (2H,G)
-            self.b.append(params[f"l{k}.b"] * scale)
-        self.bhn = [params[f"l{k}.bhn"] for k in range(cfg.n_layers)] if self.gru else None
-        self.Why, self.by = params["Why"], params["by"]
-        # xh[k] = [input of layer k, h of layer k]: layer k-1 writes its h into the first half
-        self.xh = [np.zeros((K, 2 * H), dtype=dtype) for _ in range(cfg.n_layers)]
+        self.Wh = [params[f"l{k}.Wh"] * scale for k in range(L)]
+        self.Wx = [None] + [params[f"l{k}.Wx"] * scale for k in range(1, L)]
+        # [Wx; Wh] stacked for one product per upper layer; not for the GRU, whose n gate
+        # needs h Wh_n apart from the input part
+        self.W = [None] + [None if self.gru else np.concatenate([self.Wx[k], self.Wh[k]]) for k in range(1, L)]
+        self.b = [None] + [params[f"l{k}.b"] * scale for k in range(1, L)]
+        self.bhn = [params[f"l{k}.bhn"] for k in range(L)] if self.gru else None
+        self.Wy = np.concatenate([params["Why"], params["by"][None, :]])  # (H+1,V)
+        self.hb = np.ones((K, L * H + 1), dtype=dtype)
+        self.h = [self.hb[:, k * H:(k + 1) * H] for k in range(L)]
         for k, layer in enumerate(state):
-            self.xh[k][:, H:] = layer[0]
+            self.h[k][...] = layer[0]
         self.c = [layer[1].copy() for layer in state] if cfg.cell == "lstm" else None
         self.a = np.empty((K, G), dtype=dtype)
         self.hW = np.empty((K, G), dtype=dtype)
         self.tmp = np.empty((K, H), dtype=dtype)
-        self.logits = np.empty((K, self.Why.shape[1]), dtype=dtype)
+        self.logits = np.empty((K, self.Wy.shape[1]), dtype=dtype)
 
     def step(self, ids: np.ndarray) -> np.ndarray:
         """ids (K,) -> logits (K,V). The returned array is reused by the next call."""
         H = self.cfg.hidden_size
-        a, hW = self.a, self.hW
+        a, hW, hb = self.a, self.hW, self.hb
         for k in range(self.cfg.n_layers):
-            xh = self.xh[k]
-            h = xh[:, H:]
+            h = self.h[k]
             if k == 0:
                 np.take(self.table, ids, axis=0, out=a)
-            elif self.stacked:
-                np.matmul(xh, self.W[k], out=a)  # (K,2H)@(2H,G): input and recurrent at once
-            else:
-                np.matmul(xh[:, :H], self.Wx[k], out=a)  # (K,H)@(H,G)
-            if k > 0:
+                np.matmul(h, self.Wh[0], out=hW)  # (K,H)@(H,G)
+                if not self.gru:
+                    a += hW
+            elif self.gru:
+                np.matmul(self.h[k - 1], self.Wx[k], out=a)  # (K,H)@(H,G)
                 a += self.b[k]
-            if k == 0 or not self.stacked:
-                np.matmul(h, self.Wh[k], out=hW)  # (K,H)@(H,G)
+                np.matmul(h, self.Wh[k], out=hW)
+            else:
+                np.matmul(hb[:, (k - 1) * H:(k + 1) * H], self.W[k], out=a)  # (K,2H)@(2H,G)
+                a += self.b[k]
             if self.gru:
                 self._gru(a, hW, h, self.bhn[k])
+            elif self.c is not None:
+                self._lstm(a, h, self.c[k])
             else:
-                if k == 0:
-                    a += hW
-                if self.c is not None:
-                    self._lstm(a, h, self.c[k])
-                else:
-                    np.tanh(a, out=h)
-            if k + 1 < self.cfg.n_layers:
-                self.xh[k + 1][:, :H] = h
-        np.matmul(self.xh[-1][:, H:], self.Why, out=self.logits)
-        self.logits += self.by
-        return self.logits
-
+                np.tanh(a, out=h)
+        return np.matmul(hb[:, -H - 1:], self.Wy, out=self.logits)  # [h, 1] @ [Why; by]
     def _lstm(self, a, h, c):
         H = self.cfg.hidden_size
         np.tanh(a, out=a)

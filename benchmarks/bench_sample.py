@@ -1,0 +1,73 @@
+"""charrnn sampling throughput: chars/s for one stream and for K streams in one batched pass.
+
+Uses `charrnn.sample.generate`, the code path of `charrnn sample`, on a model with random
+weights of the given shape (speed does not depend on what the weights learned), or on
+a checkpoint with --checkpoint.
+
+    python benchmarks/bench_sample.py --cell lstm --hidden 256 --layers 2 -n 20000 --num-samples 1 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from charrnn import model as M  # noqa: E402
+from charrnn import sample as S  # noqa: E402
+from charrnn.config import ModelConfig  # noqa: E402
+from charrnn.data import Vocab  # noqa: E402
+
+# 65 printable characters, like tiny Shakespeare's vocabulary
+VOCAB = Vocab("".join(sorted("\n !$&',-.3:;?" + "ABCDEFGHIJKLMNOPQRSTUVWXYZ" + "abcdefghijklmnopqrstuvwxyz")))
+
+
+def sample_throughput(params, cfg, vocab, n: int, num_samples: int, seed_text: str = "\n") -> float:
+    """Aggregate chars/s over all streams, seed feeding included."""
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    produced = 0
+    for chars in S.generate(params, cfg, vocab, seed_text, n, temperature=1.0, rng=rng,
+                            num_samples=num_samples):
+        produced += len(chars)
+    return produced / (time.perf_counter() - t0)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--checkpoint")
+    p.add_argument("--cell", default="lstm", choices=["rnn", "lstm", "gru"])
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("-n", type=int, default=20000, help="characters per stream")
+    p.add_argument("--num-samples", type=int, nargs="+", default=[1, 64])
+    p.add_argument("--repeats", type=int, default=3)
+    a = p.parse_args(argv)
+    if a.checkpoint:
+        from charrnn import checkpoint as C
+        ck = C.load(C.resolve(a.checkpoint))
+        params, cfg, vocab = ck.params, ck.model_cfg, ck.vocab
+    else:
+        vocab = VOCAB
+        cfg = ModelConfig(cell=a.cell, vocab_size=vocab.size, hidden_size=a.hidden, n_layers=a.layers)
+        params = M.init_params(cfg, np.random.default_rng(0))
+    out = {"impl": "charrnn", "cell": cfg.cell, "hidden": cfg.hidden_size, "layers": cfg.n_layers,
+           "n_per_stream": a.n, "results": []}
+    for k in a.num_samples:
+        n = a.n if k == 1 else max(200, a.n // k * 4)
+        rates = [sample_throughput(params, cfg, vocab, n, k) for _ in range(a.repeats)]
+        out["results"].append({"num_samples": k, "n_per_stream": n,
+                               "chars_per_s": round(statistics.median(rates), 1),
+                               "runs": [round(r, 1) for r in rates]})
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
