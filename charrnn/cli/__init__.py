@@ -30,8 +30,10 @@ class CharRNNGroup(click.Group):
             code = _fail(exc.format_message(), exc.exit_code)
         except click.ClickException as exc:
             code = _fail(exc.format_message(), exc.exit_code)
-        except click.Abort:
-            code = _fail("aborted", 1)
+        except click.Abort as exc:  # click turns Ctrl-C outside training into Abort
+            interrupted = isinstance(exc.__cause__, KeyboardInterrupt)
+            code = _fail("interrupted" if interrupted else "aborted", 130 if interrupted else 1)
+
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)
@@ -52,15 +54,26 @@ def cli():
       charrnn train corpora/tales.txt --time-limit 3m
       charrnn sample --seed "KING:" -n 500
 
-    Checkpoints go to checkpoints/<corpus name>/ (latest.npz and best.npz).
+    \b
+    Compare, inspect and plot runs; fetch public corpora:
+      charrnn eval -c checkpoints/tales corpora/tales.txt
+      charrnn info checkpoints/tales
+      charrnn plot checkpoints/*/ -o loss.png
+      charrnn corpus get tinyshakespeare
+
+    Checkpoints go to checkpoints/<corpus name>/ (latest.npz, best.npz, metrics.jsonl).
     Progress goes to stderr; stdout carries only the product (text or JSON).
     """
 
 
-from charrnn.cli import sample_cmd, train_cmd  # noqa: E402  (commands register on `cli`)
+from charrnn.cli import corpus_cmd, eval_cmd, info_cmd, plot_cmd, sample_cmd, train_cmd  # noqa: E402
 
 cli.add_command(train_cmd.train)
 cli.add_command(sample_cmd.sample)
+cli.add_command(eval_cmd.eval_)
+cli.add_command(info_cmd.info)
+cli.add_command(plot_cmd.plot)
+cli.add_command(corpus_cmd.corpus)
 
 
 def main() -> None:

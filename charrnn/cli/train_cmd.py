@@ -10,7 +10,10 @@ import sys
 import click
 from click.core import ParameterSource
 
-from charrnn.errors import UsageError
+from charrnn.cli.output import number, table
+from charrnn.cli.params import FiniteFloatRange
+from charrnn.errors import CharRNNError, Interrupted, UsageError
+from charrnn.lock import RunLock
 from charrnn.config import CELLS, OPTIMIZERS, SCHEDULES, ModelConfig, TrainConfig
 
 DEFAULT_MODEL = ModelConfig(vocab_size=1)
@@ -46,7 +49,7 @@ class Duration(click.ParamType):
               show_default=True, help="Hidden units per layer (H).")
 @click.option("--layers", type=click.IntRange(min=1), default=DEFAULT_MODEL.n_layers, show_default=True,
               help="Stacked recurrent layers.")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=DEFAULT_MODEL.dropout,
+@click.option("--dropout", type=FiniteFloatRange(0, 1, max_open=True), default=DEFAULT_MODEL.dropout,
               show_default=True, help="Dropout on each layer's output while training.")
 @click.option("--seq-len", type=click.IntRange(min=1), default=DEFAULT_TRAIN.seq_len, show_default=True,
               help="Characters per chunk of truncated backpropagation through time (T).")
@@ -54,15 +57,15 @@ class Duration(click.ParamType):
               show_default=True, help="Parallel streams through the text (B).")
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=DEFAULT_TRAIN.optimizer,
               show_default=True)
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=DEFAULT_TRAIN.lr,
+@click.option("--lr", type=FiniteFloatRange(0, min_open=True), default=DEFAULT_TRAIN.lr,
               show_default=True, help="Peak learning rate.")
 @click.option("--lr-schedule", type=click.Choice(SCHEDULES), default=DEFAULT_TRAIN.lr_schedule,
               show_default=True, help="cosine decays to lr * --min-lr-frac by the end of the run.")
-@click.option("--min-lr-frac", type=click.FloatRange(0, 1), default=DEFAULT_TRAIN.min_lr_frac,
+@click.option("--min-lr-frac", type=FiniteFloatRange(0, 1), default=DEFAULT_TRAIN.min_lr_frac,
               show_default=True)
-@click.option("--clip", type=click.FloatRange(min=0), default=DEFAULT_TRAIN.clip, show_default=True,
+@click.option("--clip", type=FiniteFloatRange(min=0), default=DEFAULT_TRAIN.clip, show_default=True,
               help="Clip gradients to this global norm; 0 turns clipping off.")
-@click.option("--val-frac", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+@click.option("--val-frac", type=FiniteFloatRange(0, 1, min_open=True, max_open=True),
               default=DEFAULT_TRAIN.val_frac, show_default=True,
               help="Last fraction of the text held out for validation.")
 @click.option("--max-steps", type=click.IntRange(min=0), default=DEFAULT_TRAIN.max_steps,
@@ -78,22 +81,39 @@ class Duration(click.ParamType):
 @click.option("--encoding", default="utf-8", show_default=True, help="Encoding of the text files.")
 @click.option("--resume", "resume", is_flag=False, flag_value="", default=None, metavar="[PATH]",
               help="Continue from the latest checkpoint in the checkpoint directory, or from PATH.")
-@click.option("--json", "as_json", is_flag=True, help="Print the final summary as JSON on stdout.")
+@click.option("--overwrite", is_flag=True,
+              help="Start a new run even where an earlier run saved checkpoints (they are replaced).")
+@click.option("--keep-last", type=click.IntRange(min=0), default=0, show_default=True, metavar="K",
+              help="Also keep the last K checkpoints as step-NNNNNNNN.npz; 0 keeps only latest and best.")
+@click.option("--concat", is_flag=True, help="Train one model on all FILES joined together.")
+@click.option("--force", is_flag=True,
+              help="Train even if another charrnn run is using the checkpoint directory.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the final summary as JSON on stdout (one object per corpus).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or log lines.")
 @click.pass_context
-def train(ctx, files, encoding, checkpoint_dir, resume, as_json, quiet, **opts):
+def train(ctx, files, encoding, checkpoint_dir, resume, concat, force, as_json, quiet, **opts):
     """Train a character-level language model on FILES (UTF-8 text).
 
     The last --val-frac of the text is held out; its loss is reported in nats
     and bits per character. latest.npz and best.npz are kept in the checkpoint
     directory; Ctrl-C saves the last completed step, and --resume continues it.
 
+    Several FILES train one model each, one after another, in
+    checkpoints/<name>/ (or --checkpoint-dir/<name>/); a corpus that fails is
+    reported and the others still train, then a summary table is printed and
+    the exit code is 1 if any failed. --concat trains one model on them all.
+    A run locks its checkpoint directory: a second run there is refused.
+
     \b
     Examples:
       charrnn train corpora/tales.txt --time-limit 3m
+      charrnn train a.txt b.txt c.txt --time-limit 5m --json > runs.jsonl
+      charrnn train a.txt b.txt --concat --checkpoint-dir checkpoints/ab
       charrnn train input.txt --cell gru --hidden-size 512 --layers 1
       charrnn train input.txt --resume --time-limit 20m
     """
+    from charrnn import batch as B
     from charrnn import checkpoint as C
     from charrnn import train as T
 
@@ -108,28 +128,71 @@ def train(ctx, files, encoding, checkpoint_dir, resume, as_json, quiet, **opts):
             raise UsageError(f"{path}: no such file")
         if os.path.isdir(path):
             raise UsageError(f"{path} is a directory, not a text file")
-    for path in files:
-        directory = checkpoint_dir or os.path.join("checkpoints", _corpus_name(path))
-        if resume is not None:
-            source = C.resolve(resume or directory, prefer=C.LATEST)
-            run, state = T.resume(path, C.load(source), directory, encoding,
-                                  {MODEL_OPTIONS[k]: opts[k] for k in MODEL_OPTIONS if k in given},
-                                  {k: train_opts[k] for k in TRAIN_OPTIONS if k in given})
-            report(f"resuming from {source} at step {state.step}")
-        else:
-            run = T.prepare(path, model_opts, TrainConfig(**train_opts), directory, encoding)
-            state = T.new_state(run)
-        report(f"training {run.model_cfg.cell} {run.model_cfg.n_layers}x{run.model_cfg.hidden_size} "
-               f"on {path}: {len(run.train_ids):,} train / {len(run.val_ids) - run.n_context:,} validation chars, "
-               f"vocabulary {run.vocab.size}; checkpoints in {directory}")
-        result = T.train(run, state, report=report, progress_bar=show_progress)
-        report(f"best validation loss {result['best_val_loss']:.4f} nats/char "
-               f"({result['best_val_bpc']:.4f} bits/char); best checkpoint {result['best_checkpoint']}; "
-               f"latest {result['latest_checkpoint']}")
+    jobs = B.plan(files, checkpoint_dir, concat)
+    if resume and len(jobs) > 1:
+        raise UsageError("--resume PATH names one checkpoint; with several corpora, use --resume "
+                         "alone and each continues from its own directory")
+    results = []
+    for job in jobs:  # one corpus failing must not stop the others: report it and go on
+        try:
+            with RunLock(job.directory, force, warn=lambda s: click.echo(s, err=True)):
+                if job.sources:
+                    B.join_files(job.sources, encoding, job.path)
+                    job_encoding = "utf-8"  # join_files wrote UTF-8
+                else:
+                    job_encoding = encoding
+                if resume is not None:
+                    source = T.resume_source(resume or job.directory)
+                    given_encoding = job.sources or ctx.get_parameter_source("encoding") is ParameterSource.COMMANDLINE
+                    run, state = T.resume(job.path, C.load(source), job.directory,  # None: the checkpoint's
+                                          job_encoding if given_encoding else None,
+                                          {MODEL_OPTIONS[k]: opts[k] for k in MODEL_OPTIONS if k in given},
+                                          {k: train_opts[k] for k in TRAIN_OPTIONS if k in given})
+                    report(f"resuming from {source} at step {state.step}")
+                else:
+                    if not opts["overwrite"]:
+                        T.check_fresh(job.directory)
+                    run = T.prepare(job.path, model_opts, TrainConfig(**train_opts), job.directory, job_encoding)
+                    state = T.new_state(run)
+                if job.sources:
+                    run.corpus.update(name=job.label, sources=[os.path.abspath(f) for f in job.sources])
+                report(f"training {run.model_cfg.cell} {run.model_cfg.n_layers}x{run.model_cfg.hidden_size} "
+                       f"on {job.label}: {len(run.train_ids):,} train / {len(run.val_ids) - run.n_context:,} "
+                       f"validation chars, vocabulary {run.vocab.size}; checkpoints in {job.directory}")
+                result = T.train(run, state, report=report, progress_bar=show_progress,
+                                 keep_last=opts["keep_last"])
+
+            report(f"best validation loss {result['best_val_loss']:.4f} nats/char "
+                   f"({result['best_val_bpc']:.4f} bits/char); best checkpoint {result['best_checkpoint']}; "
+                   f"latest {result['latest_checkpoint']}")
+            result = {**result, "status": "ok"}
+        except Interrupted as exc:
+            results.append((job, {"status": "interrupted", "error": str(exc)}))
+            _batch_summary(results, len(jobs), quiet)
+            raise
+        except CharRNNError as exc:
+            if len(jobs) == 1:
+                raise
+            click.echo(f"{job.label}: failed: {exc}", err=True)
+            result = {"corpus": os.path.abspath(job.path), "status": "failed", "error": str(exc)}
+        result["checkpoint_dir"] = job.directory
+        results.append((job, result))
         if as_json:
             click.echo(json.dumps(result))
+    _batch_summary(results, len(jobs), quiet)
 
 
-def _corpus_name(path: str) -> str:
-    base = os.path.basename(os.path.normpath(path))
-    return os.path.splitext(base)[0] or "corpus"
+def _batch_summary(results, n_jobs: int, quiet: bool) -> None:
+    """With several corpora: a table on stderr of how each went, and exit 1 if any failed."""
+    if n_jobs < 2:
+        return
+    if not quiet:
+        rows = [[job.label, result.get("steps"), number(result.get("best_val_bpc")),
+                 result.get("best_checkpoint"),
+                 result["status"] + (f": {result['error']}" if result["status"] == "failed" else "")]
+                for job, result in results]
+        click.echo(table(["corpus", "steps", "best val bits/char", "checkpoint", "result"], rows,
+                         right={1, 2}), err=True)
+    failed = [job.label for job, result in results if result["status"] == "failed"]
+    if failed:
+        raise CharRNNError(f"{len(failed)} of {len(results)} corpora failed: {', '.join(failed)}")

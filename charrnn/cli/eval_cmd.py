@@ -1,0 +1,66 @@
+"""`charrnn eval`: score text files under one or more checkpoints."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from charrnn.cli.output import number, table
+
+
+@click.command("eval")
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@click.option("-c", "--checkpoint", "checkpoints", multiple=True, required=True, type=click.Path(),
+              help="A checkpoint file or run directory (its best.npz); repeat to compare models.")
+@click.option("--held-out", is_flag=True,
+              help="Score only the last --val-frac of each FILE: the part training held out "
+                   "when FILE is the model's own corpus.")
+@click.option("--encoding", default="utf-8", show_default=True, help="Encoding of the text files.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per checkpoint and file.")
+def eval_(files, checkpoints, held_out, encoding, as_json):
+    """Loss of FILES under a model: nats and bits per character, and perplexity.
+
+    Without FILES, each checkpoint is scored on the held-out validation part of the
+    corpus it was trained on (as recorded in the checkpoint), which compares runs
+    trained on different corpora. Characters outside a model's vocabulary are
+    counted in the "unknown" column, listed on stderr, and left out of the text:
+    they are neither fed to the model nor scored.
+
+    \b
+    Examples:
+      charrnn eval -c checkpoints/tales corpora/tales.txt
+      charrnn eval -c checkpoints/a -c checkpoints/b test.txt --json
+      charrnn eval -c checkpoints/tales -c checkpoints/names
+    """
+    from charrnn import checkpoint as C
+    from charrnn import evaluation as E
+
+    results = []
+    for spec in checkpoints:
+        path = C.resolve(spec)
+        ckpt = C.load(path)
+        if files:
+            jobs = [(f, encoding, held_out) for f in files]
+        else:
+            corpus, corpus_encoding, unchanged = E.training_corpus(ckpt, path)
+            if not unchanged:
+                click.echo(f"warning: {corpus} changed since {path} was trained on it", err=True)
+            jobs = [(corpus, corpus_encoding, True)]
+        for file, enc, only_held_out in jobs:
+            score = E.score(ckpt, file, enc, only_held_out)
+            results.append((path, score))
+            if score.unknown:
+                shown = ", ".join(f"{c!r} x{n}" for c, n in list(score.unknown.items())[:10])
+                more = f" and {len(score.unknown) - 10} more" if len(score.unknown) > 10 else ""
+                click.echo(f"note: {file}: {score.n_unknown:,} characters outside the vocabulary of {path} "
+                           f"were left out: {shown}{more}", err=True)
+    if as_json:
+        for path, score in results:
+            click.echo(json.dumps({"checkpoint": path, **score.to_dict()}))
+        return
+    rows = [[path, score.path + (" (held out)" if score.held_out else ""), f"{score.scored:,}",
+             f"{score.n_unknown:,}", number(score.loss), number(score.bpc), number(score.perplexity, ".2f")]
+            for path, score in results]
+    click.echo(table(["checkpoint", "file", "scored", "unknown", "nats/char", "bits/char", "perplexity"],
+                     rows, right={2, 3, 4, 5, 6}))

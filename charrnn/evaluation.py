@@ -1,0 +1,137 @@
+"""Scoring a text file under a trained model: loss in nats and bits per char, perplexity.
+
+The file is streamed: it is read piece by piece and scored in blocks of BLOCK_CHARS
+characters, each block carrying the end of the previous one as context, so memory stays
+bounded whatever the file's size. Scoring itself is the trainer's validation
+(train.evaluate): parallel streams with carried state and a warm-up, so evaluating the
+held-out part of a training corpus reproduces the validation loss of its checkpoint.
+
+Characters outside the model's vocabulary cannot be fed to the model nor predicted by
+it. They are counted (per character) and reported, and then left out of the text, as
+if the file did not contain them: they are not scored, the state is not reset, and the
+characters around them are scored as neighbours. The loss therefore covers the
+in-vocabulary characters only; the report says how many were left out.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from charrnn import data as D
+from charrnn import train as T
+from charrnn.errors import DataError
+
+BLOCK_CHARS = 1 << 20            # characters scored per train.evaluate call
+CONTEXT_CHARS = T.EVAL_WARMUP + 1  # all the scoring streams can use of the text before a block
+
+
+@dataclass
+class Score:
+    path: str
+    chars: int                   # characters in the file (after the text policy of data.py)
+    scored: int                  # characters predicted and counted in the loss
+    unknown: dict = field(default_factory=dict)  # out-of-vocabulary character -> count
+    loss: float | None = None    # mean nats per scored character
+    held_out: bool = False       # only the last val_frac of the file was scored
+
+    @property
+    def bpc(self) -> float | None:
+        return None if self.loss is None else self.loss / math.log(2)
+
+    @property
+    def perplexity(self) -> float | None:
+        return None if self.loss is None else math.exp(self.loss)
+
+    @property
+    def n_unknown(self) -> int:
+        return sum(self.unknown.values())
+
+    def to_dict(self) -> dict:
+        return {"file": self.path, "chars": self.chars, "scored": self.scored,
+                "held_out": self.held_out, "loss_nats": self.loss, "bpc": self.bpc,
+                "perplexity": self.perplexity, "unknown_chars": self.n_unknown,
+                "unknown": self.unknown}
+
+
+def count_chars(path: str, encoding: str = "utf-8") -> int:
+    return sum(len(piece) for piece in D.iter_text(path, encoding))
+
+
+def held_out_start(n_chars: int, val_frac: float) -> int:
+    """Index of the first validation character, exactly as data.split cuts the text."""
+    return n_chars - int(round(n_chars * val_frac))
+
+
+def score_file(params, cfg, vocab: D.Vocab, path: str, encoding: str = "utf-8",
+               start: int = 0) -> Score:
+    """Score every character of ``path`` from index ``start`` on; the characters before
+    ``start`` are read only as context. See the module docstring for unknown characters."""
+    table = vocab._table()  # code point -> id, -1 where the vocabulary lacks it
+    unknown: Counter = Counter()
+    context = np.empty(0, dtype=vocab.dtype)   # ids just before the pending block
+    pending: list[np.ndarray] = []             # in-vocabulary ids waiting to be scored
+    n_pending = 0
+    total, scored, pos = 0.0, 0, 0
+
+    def flush(ids: np.ndarray) -> None:
+        nonlocal context, total, scored
+        n_context = max(len(context), 1)  # nothing predicts the file's first character
+        seq = np.concatenate([context, ids])
+        n_targets = len(seq) - n_context
+        if n_targets > 0:
+            total += T.evaluate(params, cfg, seq, n_context) * n_targets
+            scored += n_targets
+        context = seq[-CONTEXT_CHARS:]
+
+    for piece in D.iter_text(path, encoding):
+        codes = np.frombuffer(piece.encode("utf-32-le"), dtype=np.uint32)
+        ids = np.where(codes < len(table), table[np.minimum(codes, len(table) - 1)], -1)
+        known = ids >= 0
+        if not known.all():
+            bad, counts = np.unique(codes[~known], return_counts=True)
+            unknown.update({chr(int(c)): int(n) for c, n in zip(bad, counts)})
+        cut = min(max(start - pos, 0), len(ids))  # chars of this piece before ``start``
+        pos += len(ids)
+        before, after = ids[:cut], ids[cut:]
+        if cut:
+            context = np.concatenate([context, before[before >= 0].astype(vocab.dtype)])[-CONTEXT_CHARS:]
+        after = after[after >= 0].astype(vocab.dtype)
+        pending.append(after)
+        n_pending += len(after)
+        if n_pending >= BLOCK_CHARS:
+            block = np.concatenate(pending)
+            for s in range(0, len(block) - BLOCK_CHARS + 1, BLOCK_CHARS):
+                flush(block[s:s + BLOCK_CHARS])
+            rest = block[len(block) - len(block) % BLOCK_CHARS:]
+            pending, n_pending = [rest], len(rest)
+    if pos == 0:
+        raise DataError(f"{path} is empty")
+    if n_pending:
+        flush(np.concatenate(pending))
+    return Score(path=path, chars=pos, scored=scored, loss=total / scored if scored else None,
+                 unknown=dict(unknown.most_common()))
+
+
+def score(ckpt, path: str, encoding: str = "utf-8", held_out: bool = False) -> Score:
+    """Score ``path`` under checkpoint ``ckpt``; with ``held_out`` only the last
+    val_frac of it, the part its training held out when ``path`` is its corpus."""
+    start = held_out_start(count_chars(path, encoding), ckpt.train_cfg.val_frac) if held_out else 0
+    result = score_file(ckpt.params, ckpt.model_cfg, ckpt.vocab, path, encoding, start)
+    result.held_out = held_out
+    return result
+
+
+def training_corpus(ckpt, checkpoint_path: str) -> tuple[str, str, bool]:
+    """The text ``ckpt`` was trained on: (path, encoding, unchanged). ``unchanged`` is
+    False when the file's SHA-256 differs from the one recorded at training time."""
+    corpus = ckpt.corpus or {}
+    path = corpus.get("path")
+    if not path or not os.path.isfile(path):
+        raise DataError(f"{checkpoint_path} was trained on {path or 'an unrecorded file'}, which is not "
+                        f"there any more; pass the text to evaluate as FILE")
+    return path, corpus.get("encoding") or "utf-8", corpus.get("sha256") in (None, T.file_sha256(path))
