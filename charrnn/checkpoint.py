@@ -246,7 +246,8 @@ def _load(path: str) -> Checkpoint:
         if vocab.size != model_cfg.vocab_size:
             raise CheckpointError(
                 f"vocabulary has {vocab.size} characters but model.vocab_size is {model_cfg.vocab_size}")
-        expected = _expected_members(meta, model_cfg, train_cfg)
+        expected = _expected_members(meta, model_cfg, train_cfg, len(infos))
+
         present = set(infos) - {"meta.npy"}
         missing = sorted(set(expected) - present)
         extra = sorted(present - set(expected))
@@ -286,8 +287,10 @@ def _check_directory(zf: zipfile.ZipFile, file_size: int) -> None:
                                   f"uncompressed, so that sizes can be checked before reading")
         if info.file_size != info.compress_size:
             raise CheckpointError(f"array {name} declares {info.file_size} bytes but stores {info.compress_size}")
-    if sum(i.compress_size for i in infos) > file_size:
-        raise CheckpointError(f"its arrays declare more bytes than the file's {file_size}")
+    declared = sum(i.compress_size for i in infos)
+    if declared > file_size:
+        raise CheckpointError(f"its arrays declare {declared:,} bytes but the file holds only {file_size:,}")
+
 
 
 # Progress counters a resumed run reads back: name -> may it be None?
@@ -342,8 +345,12 @@ def _parse_meta(raw: bytes) -> dict:
     return meta
 
 
-def _expected_members(meta, model_cfg: ModelConfig, train_cfg: TrainConfig) -> dict[str, tuple]:
+def _expected_members(meta, model_cfg: ModelConfig, train_cfg: TrainConfig, n_members: int) -> dict[str, tuple]:
     """Every array the configuration implies, with its exact shape."""
+    if 3 * model_cfg.n_layers > n_members:  # each layer has at least Wx, Wh and b; and a huge
+        raise CheckpointError(                # n_layers would take forever to enumerate
+            f"model.n_layers {model_cfg.n_layers} implies more arrays than the {n_members} in the file")
+
     shapes = M.param_shapes(model_cfg)
     expected = {f"param/{k}.npy": s for k, s in shapes.items()}
     expected.update({f"opt/{k}.npy": s for k, s in optim.state_shapes(train_cfg.optimizer, shapes).items()})

@@ -28,7 +28,8 @@ def clip_by_global_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
     """Scale all gradients together so their global norm is at most max_norm (0: no clipping).
     The direction is kept. Returns the norm before clipping."""
     norm = global_norm(grads)
-    if max_norm > 0 and norm > max_norm:
+    if max_norm > 0 and max_norm < norm < np.inf:  # scaling by max_norm/inf would make inf*0 = NaN
+
         scale = max_norm / (norm + 1e-12)
         for g in grads.values():
             g *= scale

@@ -398,8 +398,11 @@ def train(run: Run, st: TrainState, report: Callable[[str], None] = lambda s: No
               f"{'  (best)' if improved else ''}  {rate:,.0f} chars/s")
 
     try:
-        with _StopFlag() as stop:
+        # Overflow on the way to a NaN would print numpy warnings; the guard in train_step
+        # reports divergence instead, as one line, before anything non-finite is saved.
+        with _StopFlag() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             while not done() and stop.signum is None:
+
                 t_step = time.perf_counter()
                 train_step(run, st, streams)
                 now = time.perf_counter()

@@ -1,0 +1,68 @@
+"""Helpers shared by the fault and bad-input tests: tiny training options, running the
+CLI in-process, and the one-line error contract."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+
+from click.testing import CliRunner
+
+from charrnn import train as T
+from charrnn.cli import cli
+
+# A model small enough that a step takes about a millisecond.
+TINY = ["--hidden-size", "12", "--layers", "1", "--seq-len", "8", "--batch-size", "3",
+        "--time-limit", "0", "--eval-every", "5", "--max-steps", "10", "-q"]
+
+
+def run(*args) -> "click.testing.Result":
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def train(corpus, ckpt_dir, *extra):
+    return run("train", corpus, "--checkpoint-dir", ckpt_dir, *TINY, *extra)
+
+
+def ok(result):
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def fails(result, code: int, *fragments: str) -> str:
+    """The error contract: exit ``code``, nothing on stdout, no traceback, and exactly
+    one "Error: ..." line on stderr, the last one. Returns that line."""
+    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert [line for line in lines if line.startswith("Error: ")] == lines[-1:], result.stderr
+    for fragment in fragments:
+        assert fragment in lines[-1], (fragment, lines[-1])
+    return lines[-1]
+
+
+def sha256(path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+
+def leftovers(directory) -> list[str]:
+    """Temporary files a save could have left behind."""
+    return [n for n in os.listdir(directory) if n.endswith(".tmp")]
+
+
+def interrupt_at(monkeypatch, step: int, signum: int = signal.SIGINT) -> None:
+    """Make training deliver ``signum`` to this process right after step ``step``."""
+    real = T.train_step
+
+    def step_then_signal(run_, st, streams):
+        loss = real(run_, st, streams)
+        if st.step == step:
+            os.kill(os.getpid(), signum)
+        return loss
+
+    monkeypatch.setattr(T, "train_step", step_then_signal)

@@ -1,0 +1,137 @@
+"""Resume: an interrupted run continued with --resume is the run that was not
+interrupted, bit for bit; a resume that cannot be exact is refused and leaves the
+checkpoint untouched."""
+
+import numpy as np
+import pytest
+
+from charrnn import checkpoint as C
+from conftest import make_text
+from reliability_helpers import TINY, fails, interrupt_at, ok, run, sha256, train
+
+N = 40  # steps before the interruption; 2N crosses an epoch boundary (74 chunks of 8 x 3)
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_text(make_text(2000, seed=1), encoding="utf-8")
+    return path
+
+
+def assert_same_run(a: C.Checkpoint, b: C.Checkpoint) -> None:
+    """Everything but wall-clock time is equal: arrays bit for bit, counters exactly."""
+    for name in ("params", "opt_state", "state"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.keys() == y.keys() and (x or name == "opt_state"), name  # sgd keeps no state
+
+        for k in x:
+            assert x[k].dtype == y[k].dtype and np.array_equal(x[k], y[k]), f"{name}[{k}] differs"
+    pa, pb = dict(a.progress), dict(b.progress)
+    pa.pop("elapsed"), pb.pop("elapsed")
+    assert pa == pb  # step, epoch, chunk, smoothed_loss, best_val, last_val
+    assert a.rng_state == b.rng_state
+
+
+@pytest.mark.parametrize("cell,optimizer,batch", [("rnn", "sgd", 3), ("lstm", "adam", 3), ("gru", "rmsprop", 3),
+                                                  ("lstm", "adagrad", 3), ("gru", "adam", 16)])
+def test_interrupt_and_resume_equals_an_uninterrupted_run(cell, optimizer, batch, corpus, tmp_path, monkeypatch):
+    # dropout > 0, so the generator's state matters; cosine lr over --max-steps 2N, so
+    # the schedule's position matters; two layers, so all of the carried state matters;
+    # a batch of 16 is split into shards that draw their own dropout masks
+    opts = ["--cell", cell, "--optimizer", optimizer, "--layers", "2", "--dropout", "0.3",
+            "--max-steps", 2 * N, "--eval-every", N, "--lr", "0.01", "--batch-size", batch]
+
+    ok(train(corpus, tmp_path / "straight", *opts))
+    with monkeypatch.context() as m:
+        interrupt_at(m, N)
+        fails(train(corpus, tmp_path / "resumed", *opts), 130, f"at step {N}")
+    assert C.load(tmp_path / "resumed" / C.LATEST).progress["step"] == N
+    ok(run("train", corpus, "--checkpoint-dir", tmp_path / "resumed", "--resume", "-q"))
+    assert_same_run(C.load(str(tmp_path / "straight" / C.LATEST)), C.load(str(tmp_path / "resumed" / C.LATEST)))
+
+
+def test_extending_max_steps_continues_exactly(corpus, tmp_path):
+    """N steps, then --resume --max-steps 2N, is 2N steps (constant lr: the cosine
+    schedule is defined by the run's length, which this changes on purpose)."""
+    opts = ["--lr-schedule", "constant", "--dropout", "0.2", "--eval-every", N]
+    ok(train(corpus, tmp_path / "straight", *opts, "--max-steps", 2 * N))
+    ok(train(corpus, tmp_path / "twice", *opts, "--max-steps", N))
+    ok(run("train", corpus, "--checkpoint-dir", tmp_path / "twice", "--resume", "--max-steps", 2 * N, "-q"))
+    assert_same_run(C.load(str(tmp_path / "straight" / C.LATEST)), C.load(str(tmp_path / "twice" / C.LATEST)))
+
+
+@pytest.fixture
+def trained(corpus, tmp_path):
+    ck = tmp_path / "ck"
+    ok(train(corpus, ck))
+    return ck
+
+
+def test_resume_with_another_vocabulary_is_refused(trained, tmp_path):
+    other = tmp_path / "other.txt"
+    other.write_text(make_text(2000, seed=1).upper() + "@", encoding="utf-8")
+    before = sha256(trained / C.LATEST)
+    fails(run("train", other, "--checkpoint-dir", trained, "--resume"), 1,
+          "vocabulary mismatch", "new characters '@', 'E'", "and ")
+    assert sha256(trained / C.LATEST) == before
+
+
+@pytest.mark.parametrize("option,value,saved", [
+    ("--hidden-size", "16", "12"), ("--layers", "2", "1"), ("--cell", "gru", "lstm"),
+    ("--dropout", "0.5", "0.15"), ("--seq-len", "9", "8"), ("--batch-size", "4", "3"),
+    ("--optimizer", "sgd", "adam"), ("--lr", "0.1", "0.003"), ("--rng-seed", "7", "1234"),
+])
+def test_resume_with_contradicting_options_names_the_flag(trained, corpus, option, value, saved):
+    before = sorted(p.name for p in trained.iterdir()), sha256(trained / C.LATEST)
+    fails(run("train", corpus, "--checkpoint-dir", trained, "--resume", option, value), 1,
+          f"{option} {value} contradicts the checkpoint, which was trained with {option} {saved}",
+          f"drop {option}")
+    assert (sorted(p.name for p in trained.iterdir()), sha256(trained / C.LATEST)) == before
+
+
+def test_resume_may_change_when_to_stop_and_report(trained, corpus):
+    ok(run("train", corpus, "--checkpoint-dir", trained, "--resume", "--max-steps", "14",
+           "--eval-every", "2", "--time-limit", "1h", "-q"))
+    assert C.load(str(trained / C.LATEST)).progress["step"] == 14
+
+
+def test_resume_of_a_finished_run_says_so(trained, corpus):
+    result = ok(run("train", corpus, "--checkpoint-dir", trained, "--resume"))
+    assert "already reached --max-steps 10; pass a larger one" in result.stderr
+
+
+def test_resume_remembers_the_encoding(tmp_path):
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(make_text(2000).replace("e", "\xe9").encode("latin-1"))
+    ck = tmp_path / "ck"
+    ok(train(latin, ck, "--encoding", "latin-1"))
+    ok(run("train", latin, "--checkpoint-dir", ck, "--resume", "--max-steps", "12", "-q"))
+
+
+def test_resume_on_changed_text_with_the_same_characters_warns(trained, corpus):
+    corpus.write_text(corpus.read_text(encoding="utf-8")[::-1], encoding="utf-8")
+    result = ok(run("train", corpus, "--checkpoint-dir", trained, "--resume", "--max-steps", "12"))
+    assert "differs from the text this checkpoint was trained on" in result.stderr
+
+
+def test_resume_with_nothing_to_resume(corpus, tmp_path):
+    fails(run("train", corpus, "--checkpoint-dir", tmp_path / "none", "--resume"), 1,
+          "nothing to resume", "drop --resume to start a new run")
+    fails(run("train", corpus, "--resume", tmp_path / "no.npz"), 1, "nothing to resume")
+
+
+def test_resume_from_a_model_without_training_state(trained, corpus, tmp_path):
+    ckpt = C.load(str(trained / C.LATEST))
+    ckpt.progress, ckpt.rng_state = {}, None  # as an exported, sample-only model would be
+    C.save(ckpt, str(tmp_path / "model.npz"))
+    fails(run("train", corpus, "--checkpoint-dir", tmp_path / "new", "--resume", tmp_path / "model.npz"), 1,
+          "holds a model but not its training state", "start a new run")
+
+
+def test_a_new_run_does_not_overwrite_an_old_one(trained, corpus):
+    before = sha256(trained / C.LATEST)
+    fails(train(corpus, trained), 2, "already holds a checkpoint", "--resume", "--overwrite")
+    assert sha256(trained / C.LATEST) == before
+    ok(train(corpus, trained, "--overwrite", "--max-steps", "5"))
+    assert C.load(str(trained / C.LATEST)).progress["step"] == 5
