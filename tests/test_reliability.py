@@ -3,12 +3,15 @@
 Every failure is one "Error: ..." line on stderr, nothing on stdout, exit 1 for bad
 data or state and 2 for bad usage; signals exit 128 + N after saving."""
 
+import json
 import os
 import re
 import shlex
 import signal
 import subprocess
 import sys
+import time
+
 
 import numpy as np
 import pytest
@@ -16,6 +19,8 @@ import pytest
 from charrnn import checkpoint as C
 from charrnn import data as D
 from charrnn import model as M
+from charrnn import train as T
+
 from conftest import make_text
 from reliability_helpers import fails, interrupt_at, leftovers, ok, run, sha256, train
 
@@ -215,7 +220,7 @@ def test_sigterm_in_a_real_process(corpus, tmp_path):
         for _ in range(600):  # the first checkpoint proves the signal handlers are installed
             if (ck / C.LATEST).exists() or proc.poll() is not None:
                 break
-            subprocess.run(["sleep", "0.05"])
+            time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -268,13 +273,23 @@ def test_disk_full_while_saving(trained, corpus, monkeypatch):
     ok(run("train", corpus, "--checkpoint-dir", trained, "--resume", "--max-steps", "15", "-q"))
 
 
-def test_keep_last(corpus, tmp_path):
+def test_ctrl_c_before_training_starts(corpus, tmp_path, monkeypatch):
+    def pressed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(T, "prepare", pressed)
+    fails(train(corpus, tmp_path / "ck"), 130, "Error: interrupted")
+
+
+def test_keep_last_latest_and_best(corpus, tmp_path):
     ck = tmp_path / "ck"
-    ok(train(corpus, ck, "--eval-every", "2", "--keep-last", "2"))
+    ok(train(corpus, ck, "--eval-every", "2", "--keep-last", "2", "--lr", "0.05"))
     steps = sorted(p.name for p in ck.glob("step-*.npz"))
     assert steps == ["step-00000008.npz", "step-00000010.npz"]
     assert [C.load(str(ck / s)).progress["step"] for s in steps] == [8, 10]
-    assert (ck / C.LATEST).exists() and (ck / C.BEST).exists()
+    val = {r["step"]: r["val_loss"] for r in map(json.loads, (ck / "metrics.jsonl").read_text().splitlines())}
+    assert C.load(str(ck / C.LATEST)).progress["step"] == 10
+    assert C.load(str(ck / C.BEST)).progress["step"] == min(val, key=val.get)
 
 
 # ---------------------------------------------------------------------- output
