@@ -183,7 +183,6 @@ def check_resume(ckpt: C.Checkpoint, model_opts: dict, train_opts: dict, vocab: 
         removed = sorted(set(ckpt.vocab.chars) - set(vocab.chars))
         detail = "; ".join(s for s in (added and f"new characters {D.format_chars(added, 12)}",
                                        removed and f"missing characters {D.format_chars(removed, 12)}") if s)
-
         raise ConfigError(f"vocabulary mismatch: the text's vocabulary differs from the checkpoint's ({detail})")
     saved_model = ckpt.model_cfg.to_dict()
     for key, value in model_opts.items():
@@ -214,8 +213,8 @@ def resume(path: str, ckpt: C.Checkpoint, checkpoint_dir: str, encoding: str,
     return run, state
 
 
-
-# ---------------------------------------------------------------------- the loop
+# ------
+---------------------------------------------------------------- the loop
 
 def learning_rate(cfg: TrainConfig, st: TrainState) -> float:
     """Cosine decay from lr to lr * min_lr_frac over the run. The run's length is known
