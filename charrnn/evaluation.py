@@ -91,12 +91,12 @@ def score_file(params, cfg, vocab: D.Vocab, path: str, encoding: str = "utf-8",
     for piece in D.iter_text(path, encoding):
         codes = np.frombuffer(piece.encode("utf-32-le"), dtype=np.uint32)
         ids = np.where(codes < len(table), table[np.minimum(codes, len(table) - 1)], -1)
-        known = ids >= 0
-        if not known.all():
-            bad, counts = np.unique(codes[~known], return_counts=True)
-            unknown.update({chr(int(c)): int(n) for c, n in zip(bad, counts)})
         cut = min(max(start - pos, 0), len(ids))  # chars of this piece before ``start``
         pos += len(ids)
+        missing = ids[cut:] < 0  # only the scored part's unknown characters are reported
+        if missing.any():
+            bad, counts = np.unique(codes[cut:][missing], return_counts=True)
+            unknown.update({chr(int(c)): int(n) for c, n in zip(bad, counts)})
         before, after = ids[:cut], ids[cut:]
         if cut:
             context = np.concatenate([context, before[before >= 0].astype(vocab.dtype)])[-CONTEXT_CHARS:]

@@ -73,6 +73,9 @@ def test_eval_counts_characters_outside_the_vocabulary(runner, run, tmp_path):
     assert score["unknown"] == {"Z": 20, "Q": 10} and score["unknown_chars"] == 30
     assert score["chars"] == 310 and score["scored"] == 310 - 30 - 1
     assert "30 characters outside the vocabulary" in result.stderr and "'Z' x20" in result.stderr
+    tail = json.loads(runner.invoke(cli, ["eval", "-c", str(ck), str(text), "--json", "--held-out"]).stdout)
+    assert tail["unknown"] == {"Z": 2, "Q": 1}  # only the scored last 10 % (one of the ten lines)
+    assert tail["scored"] == 31 - 3
 
 
 def test_eval_streams_in_blocks_like_one_pass(runner, run, monkeypatch):
