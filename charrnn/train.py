@@ -213,8 +213,7 @@ def resume(path: str, ckpt: C.Checkpoint, checkpoint_dir: str, encoding: str,
     return run, state
 
 
-# ------
----------------------------------------------------------------- the loop
+# ---------------------------------------------------------------------- the loop
 
 def learning_rate(cfg: TrainConfig, st: TrainState) -> float:
     """Cosine decay from lr to lr * min_lr_frac over the run. The run's length is known
