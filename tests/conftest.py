@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 WORDS = ("the cat sat on a mat and the dog ran to the log while a bird sang in the tree "
          "so the fox hid in a box and the hen met ten men").split()
@@ -24,3 +25,8 @@ def tiny_corpus(tmp_path):
     path = tmp_path / "tiny.txt"
     path.write_text(make_text(6000), encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()

@@ -5,7 +5,6 @@ import json
 import os
 
 import pytest
-from click.testing import CliRunner
 
 from charrnn.cli import cli
 from charrnn.lock import RunLock
@@ -14,11 +13,6 @@ from conftest import make_text
 
 TINY = ["--hidden-size", "8", "--layers", "1", "--seq-len", "8", "--batch-size", "2",
         "--eval-every", "5", "--max-steps", "10", "--time-limit", "0"]
-
-
-@pytest.fixture
-def runner():
-    return CliRunner()
 
 
 @pytest.fixture

@@ -27,11 +27,6 @@ def run(tmp_path_factory):
     return tmp / "ck", corpus
 
 
-@pytest.fixture
-def runner():
-    return CliRunner()
-
-
 @pytest.mark.parametrize("command", [["eval"], ["info"], ["plot"], ["corpus"], ["corpus", "list"],
                                      ["corpus", "get"]])
 def test_help_has_examples(runner, command):

@@ -9,18 +9,12 @@ import threading
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from charrnn import catalogue
 from charrnn.cli import cli
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 BODY = b"First Citizen:\nBefore we proceed any further, hear me speak.\n" * 200
-
-
-@pytest.fixture
-def runner():
-    return CliRunner()
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
