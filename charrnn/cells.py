@@ -23,12 +23,14 @@ Equations (``*`` is elementwise, ``σ`` the logistic sigmoid, ``Zx[t] = x_t Wx +
 How the per-step work is kept small (each NumPy call on a (B,H) block costs a few
 microseconds however little it computes, so the number of calls per step matters):
 
-- σ(x) = 0.5 * tanh(x / 2) + 0.5. The sigmoid gates' columns of Zx and Wh are halved
-  once per chunk, so one tanh call covers all gates of a step, sigmoid and tanh alike.
-- In training mode (``train=True``) the forward pass computes, for all T steps at once
-  after its loop, the products of local derivatives that the backward step needs
-  (for instance g * σ'(i) for the input gate), so the backward loop is mostly a
-  handful of multiplications and one GEMM per step.
+- σ(x) = 0.5 * tanh(x / 2) + 0.5. The sigmoid gates' columns of Zx (through the
+  caller's input weights, see ``gate_scale``) and of Wh are halved, so one tanh call
+  covers all gates of a step, sigmoid and tanh alike.
+- The backward loop computes local derivatives from the cached activations step by
+  step, while they are in cache. (Precomputing them for all T steps at once in large
+  arrays was tried: it made the forward pass 60% slower than it saved backward,
+  because large elementwise passes run at memory speed, per-step ones at cache speed.)
+- ``train=False`` (validation, sampling) keeps no cache for the backward pass.
 - Everything works in place on buffers allocated once per chunk.
 """
 
@@ -37,9 +39,20 @@ from __future__ import annotations
 import numpy as np
 
 
-def _half_sigmoid_columns(Zx: np.ndarray, Wh: np.ndarray, n_sig: int):
-    """Halve the first n_sig columns (the σ gates) of Zx in place and of a copy of Wh."""
-    Zx[..., :n_sig] *= 0.5
+def gate_scale(cell: str, H: int, dtype) -> np.ndarray | None:
+    """(G,) factors the caller applies to its input weights and bias so that Zx arrives
+    with the σ-gate columns halved (None: nothing to halve). Scaling the (H,G) weights
+    costs far less than a strided pass over the (T,B,G) pre-activations."""
+    n_sig = {"rnn": 0, "lstm": 3 * H, "gru": 2 * H}[cell]
+    if not n_sig:
+        return None
+    scale = np.ones({"lstm": 4, "gru": 3}[cell] * H, dtype=dtype)
+    scale[:n_sig] = 0.5
+    return scale
+
+
+def _half_sigmoid_columns(Wh: np.ndarray, n_sig: int):
+    """A copy of Wh with the first n_sig columns (the σ gates) halved."""
     Wh_half = Wh.copy()
     Wh_half[:, :n_sig] *= 0.5
     return Wh_half
@@ -64,26 +77,21 @@ def rnn_forward(Zx, Wh, state, train=True):
         a = np.matmul(hs[t], Wh, out=hs[t + 1])  # (B,H)@(H,H) -> (B,H)
         a += Zx[t]
         np.tanh(a, out=a)
-    cache = None
-    if train:
-        dtanh = hs[1:] * hs[1:]  # tanh' = 1 - h², for all steps at once
-        np.subtract(1.0, dtanh, out=dtanh)
-        cache = (hs, dtanh)
-    return hs, cache, (hs[T].copy(),)
+    return hs, (hs,) if train else None, (hs[T].copy(),)
 
 
 def rnn_backward(dHs, cache, Wh):
     """dHs (T,B,H) is the loss gradient w.r.t. each h_t from above; it is overwritten.
-    Returns dZx (T,B,H) and {"Wh": dWh}."""
-    hs, dtanh = cache
+    Returns dZx (T,B,H), {"Wh": dWh}."""
+    (hs,) = cache
     T, B, H = dHs.shape
-    dZx = dHs  # dHs[t] is read before dZx[t] is written
+    dZx = dHs  # reuse: dHs[t] is read before dZx[t] is written
     WhT = np.ascontiguousarray(Wh.T)
     dh_next = np.zeros((B, H), dtype=dHs.dtype)
     for t in range(T - 1, -1, -1):
         da = dZx[t]
         da += dh_next
-        da *= dtanh[t]  # backprop through tanh
+        da *= 1.0 - hs[t + 1] * hs[t + 1]  # backprop through tanh
         np.matmul(da, WhT, out=dh_next)  # backprop through h_{t-1} Wh
     dWh = hs[:T].reshape(T * B, H).T @ dZx.reshape(T * B, H)  # all steps in one GEMM
     return dZx, {"Wh": dWh}
@@ -92,11 +100,12 @@ def rnn_backward(dHs, cache, Wh):
 # ---------------------------------------------------------------------------- lstm
 
 def lstm_forward(Zx, Wh, state, train=True):
-    """Zx (T,B,4H) is overwritten with the gate activations [i,f,o,g]."""
+    """Zx (T,B,4H), σ-gate columns halved (see gate_scale), is overwritten with the
+    gate activations [i,f,o,g]."""
     h0, c0 = state
     T, B, G = Zx.shape
     H = G // 4
-    Wh_half = _half_sigmoid_columns(Zx, Wh, 3 * H)
+    Wh_half = _half_sigmoid_columns(Wh, 3 * H)
     hs = np.empty((T + 1, B, H), dtype=Zx.dtype)
     cs = np.empty((T + 1, B, H), dtype=Zx.dtype)
     tcs = np.empty((T, B, H), dtype=Zx.dtype)
@@ -114,44 +123,41 @@ def lstm_forward(Zx, Wh, state, train=True):
         c += np.multiply(i, g, out=ig)
         np.tanh(c, out=tcs[t])
         np.multiply(o, tcs[t], out=hs[t + 1])
-    cache = _lstm_backward_factors(Zx, cs, tcs) + (hs,) if train else None
-    return hs, cache, (hs[T].copy(), cs[T].copy())
-
-
-def _lstm_backward_factors(acts, cs, tcs):
-    """For all steps at once: P (T,B,4H) with dZ = dc * P for the i, f, g slots and
-    dZ = dh * P for the o slot, Q = o * tanh'(c) so that dc += dh * Q, and f for dc_prev."""
-    T, B, G = acts.shape
-    H = G // 4
-    i, f, o, g = acts[..., :H], acts[..., H:2 * H], acts[..., 2 * H:3 * H], acts[..., 3 * H:]
-    P = np.empty_like(acts)
-    dsig = acts[..., : 3 * H] * (1.0 - acts[..., : 3 * H])  # σ' = s (1 - s)
-    np.multiply(g, dsig[..., :H], out=P[..., :H])                  # dc -> d(i preact)
-    np.multiply(cs[:T], dsig[..., H:2 * H], out=P[..., H:2 * H])   # dc -> d(f preact)
-    np.multiply(tcs, dsig[..., 2 * H:], out=P[..., 2 * H:3 * H])   # dh -> d(o preact)
-    np.multiply(i, 1.0 - g * g, out=P[..., 3 * H:])                # dc -> d(g preact)
-    Q = 1.0 - tcs * tcs
-    Q *= o                                                         # dh -> dc
-    return P, Q, np.ascontiguousarray(f)
+    return hs, (hs, cs, tcs, Zx) if train else None, (hs[T].copy(), cs[T].copy())
 
 
 def lstm_backward(dHs, cache, Wh):
-    P, Q, f, hs = cache
+    hs, cs, tcs, acts = cache
     T, B, H = dHs.shape
     G = 4 * H
     dA = np.empty((T, B, G), dtype=dHs.dtype)
-    dA4, P4 = dA.reshape(T, B, 4, H), P.reshape(T, B, 4, H)
     WhT = np.ascontiguousarray(Wh.T)
     dh_next = np.zeros((B, H), dtype=dHs.dtype)
     dc = np.zeros((B, H), dtype=dHs.dtype)
     tmp = np.empty((B, H), dtype=dHs.dtype)
     for t in range(T - 1, -1, -1):
+        a = acts[t]
+        i, f, o, g = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+        di, df, do, dg = dA[t, :, :H], dA[t, :, H:2 * H], dA[t, :, 2 * H:3 * H], dA[t, :, 3 * H:]
         dh = dHs[t]
         dh += dh_next
-        dc += np.multiply(dh, Q[t], out=tmp)  # backprop through h = o * tanh(c)
-        np.multiply(dc[:, None, :], P4[t], out=dA4[t])  # through c = f c_prev + i g and the gates
-        np.multiply(dh, P[t, :, 2 * H:3 * H], out=dA[t, :, 2 * H:3 * H])  # the o gate sees dh
-        dc *= f[t]  # becomes dc_{t-1}
+        tc = tcs[t]
+        np.multiply(dh, tc, out=do)  # backprop through h = o * tanh(c)
+        np.multiply(tc, tc, out=tmp)
+        np.subtract(1.0, tmp, out=tmp)
+        tmp *= o
+        tmp *= dh
+        dc += tmp  # dc from above (dc_next * f) plus this step's h
+        np.multiply(dc, g, out=di)  # backprop through c = f * c_prev + i * g
+        np.multiply(dc, i, out=dg)
+        np.multiply(dc, cs[t], out=df)
+        dc *= f  # becomes dc_{t-1}
+        # backprop through the gate nonlinearities: σ' = s(1-s), tanh' = 1-g²
+        sig = a[:, : 3 * H]
+        dsig = dA[t, :, : 3 * H]
+        dsig *= sig
+        dsig *= 1.0 - sig
+        dg *= 1.0 - g * g
         np.matmul(dA[t], WhT, out=dh_next)  # backprop through h_{t-1} Wh
     dWh = hs[:T].reshape(T * B, H).T @ dA.reshape(T * B, G)
     return dA, {"Wh": dWh}
@@ -160,11 +166,12 @@ def lstm_backward(dHs, cache, Wh):
 # ----------------------------------------------------------------------------- gru
 
 def gru_forward(Zx, Wh, bhn, state, train=True):
-    """Zx (T,B,3H) is overwritten: [r, z] activations in the first 2H, n in the last H."""
+    """Zx (T,B,3H), σ-gate columns halved (see gate_scale), is overwritten: [r, z]
+    activations in the first 2H, n in the last H."""
     (h0,) = state
     T, B, G = Zx.shape
     H = G // 3
-    Wh_half = _half_sigmoid_columns(Zx, Wh, 2 * H)
+    Wh_half = _half_sigmoid_columns(Wh, 2 * H)
     hs = np.empty((T + 1, B, H), dtype=Zx.dtype)
     hWn = np.empty((T, B, H), dtype=Zx.dtype)  # h_{t-1} Wh_n + bhn, needed for dr
     hs[0] = h0
@@ -185,43 +192,36 @@ def gru_forward(Zx, Wh, bhn, state, train=True):
         np.subtract(hs[t], n, out=h)  # h = n + z * (h_prev - n)
         h *= z
         h += n
-    cache = _gru_backward_factors(Zx, hs, hWn) + (hs,) if train else None
-    return hs, cache, (hs[T].copy(),)
-
-
-def _gru_backward_factors(acts, hs, hWn):
-    """For all steps at once: F_n = (1-z) tanh'(n) so d(n preact) = dh * F_n;
-    F_r = hWn σ'(r) so d(r preact) = d(n preact) * F_r; F_z = (h_prev - n) σ'(z) so
-    d(z preact) = dh * F_z; plus r and z themselves."""
-    T, B, G = acts.shape
-    H = G // 3
-    r, z, n = acts[..., :H], acts[..., H:2 * H], acts[..., 2 * H:]
-    F_n = (1.0 - z) * (1.0 - n * n)
-    F_r = hWn * r * (1.0 - r)
-    F_z = (hs[:T] - n) * z * (1.0 - z)
-    return F_n, F_r, F_z, np.ascontiguousarray(r), np.ascontiguousarray(z)
+    return hs, (hs, hWn, Zx) if train else None, (hs[T].copy(),)
 
 
 def gru_backward(dHs, cache, Wh):
-    F_n, F_r, F_z, r, z, hs = cache
+    hs, hWn, acts = cache
     T, B, H = dHs.shape
     G = 3 * H
+    dZx = np.empty((T, B, G), dtype=dHs.dtype)
     dhW = np.empty((T, B, G), dtype=dHs.dtype)  # gradient w.r.t. h_{t-1} Wh (+ bhn)
-    dan = np.empty((T, B, H), dtype=dHs.dtype)  # gradient w.r.t. the n pre-activation
     WhT = np.ascontiguousarray(Wh.T)
     dh_next = np.zeros((B, H), dtype=dHs.dtype)
-    tmp = np.empty((B, H), dtype=dHs.dtype)
     for t in range(T - 1, -1, -1):
+        a = acts[t]
+        r, z, n = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
         dh = dHs[t]
         dh += dh_next
-        np.multiply(dh, F_n[t], out=dan[t])  # through h = (1-z) n + z h_prev, n = tanh(.)
-        np.multiply(dan[t], r[t], out=dhW[t, :, 2 * H:])  # through r * (h_prev Wh_n + bhn)
-        np.multiply(dan[t], F_r[t], out=dhW[t, :, :H])  # through r = σ(.)
-        np.multiply(dh, F_z[t], out=dhW[t, :, H:2 * H])  # through z = σ(.)
+        dan = dZx[t, :, 2 * H:]
+        np.multiply(dh, 1.0 - z, out=dan)  # backprop through h = (1-z) n + z h_prev
+        dan *= 1.0 - n * n  # backprop through n = tanh(...)
+        np.multiply(dan, r, out=dhW[t, :, 2 * H:])  # through r * (h_prev Wh_n + bhn)
+        dar = dZx[t, :, :H]
+        np.multiply(dan, hWn[t], out=dar)
+        dar *= r * (1.0 - r)  # backprop through σ
+        daz = dZx[t, :, H:2 * H]
+        np.subtract(hs[t], n, out=daz)
+        daz *= dh
+        daz *= z * (1.0 - z)
+        dhW[t, :, : 2 * H] = dZx[t, :, : 2 * H]
         np.matmul(dhW[t], WhT, out=dh_next)
-        dh_next += np.multiply(dh, z[t], out=tmp)  # the direct path z * h_prev
+        dh_next += dh * z
     dWh = hs[:T].reshape(T * B, H).T @ dhW.reshape(T * B, G)
     dbhn = dhW[:, :, 2 * H:].sum(axis=(0, 1))
-    dZx = dhW  # the r and z slots are the same; the n slot differs (no factor r)
-    dZx[:, :, 2 * H:] = dan
     return dZx, {"Wh": dWh, "bhn": dbhn}

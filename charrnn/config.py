@@ -21,9 +21,9 @@ SCHEDULES = ("cosine", "constant")
 class ModelConfig:
     cell: str = "lstm"          # rnn | lstm | gru
     vocab_size: int = 0         # V, set from the training text
-    hidden_size: int = 256      # H
+    hidden_size: int = 384      # H
     n_layers: int = 2           # stacked recurrent layers
-    dropout: float = 0.15       # on each layer's output during training, 0 turns it off
+    dropout: float = 0.2        # on each layer's output during training, 0 turns it off
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -50,8 +50,8 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    seq_len: int = 128          # T: characters per chunk of truncated BPTT
-    batch_size: int = 32        # B: parallel streams through the corpus
+    seq_len: int = 64           # T: characters per chunk of truncated BPTT
+    batch_size: int = 64        # B: parallel streams through the corpus
     optimizer: str = "adam"     # adam | adagrad | rmsprop | sgd
     lr: float = 3e-3            # peak learning rate
     lr_schedule: str = "cosine" # cosine decays to lr * min_lr_frac over the run; constant keeps lr

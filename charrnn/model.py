@@ -49,7 +49,14 @@ def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
 
 def init_params(cfg: ModelConfig, rng: np.random.Generator, dtype=np.float32) -> dict[str, np.ndarray]:
     """Uniform(-1/sqrt(H), 1/sqrt(H)) weights as in PyTorch's recurrent layers; biases zero
-    except the LSTM forget gate, which starts at 1 so that memory is kept by default."""
+    except the LSTM forget gate, which starts at 1 so that memory is kept by default.
+
+    Layer 0's input weights are an embedding fused with an input projection. PyTorch's
+    Embedding(V,H) ~ N(0,1) followed by U(±1/sqrt(H)) weights gives rows of std
+    1/sqrt(3), so they start as U(-1, 1), which has that std: with the ±1/sqrt(H) of
+    the other weights the input signal starts 16x weaker (at H = 256) and learning
+    starts much more slowly.
+    """
     H = cfg.hidden_size
     bound = 1.0 / np.sqrt(H)
     params = {}
@@ -59,7 +66,8 @@ def init_params(cfg: ModelConfig, rng: np.random.Generator, dtype=np.float32) ->
             if cfg.cell == "lstm" and name.endswith(".b"):
                 p[H:2 * H] = 1.0
         else:
-            p = rng.uniform(-bound, bound, size=shape).astype(dtype)
+            scale = 1.0 if name == "l0.Wx" else bound
+            p = rng.uniform(-scale, scale, size=shape).astype(dtype)
         params[name] = p
     return params
 
@@ -107,13 +115,16 @@ def _layer_backward(cfg, dHs, cache, params, k):
     return backward[cfg.cell](dHs, cache, params[f"l{k}.Wh"])
 
 
-def _input_preactivations(params, k, X_ids, D_below):
-    """Z_k for all steps at once: a gather for layer 0, one GEMM above."""
+def _input_preactivations(cfg, params, k, X_ids, D_below):
+    """Z_k for all steps at once: a gather for layer 0, one GEMM above; the σ-gate
+    columns come out halved, as the cells expect (cells.gate_scale)."""
     Wx, b = params[f"l{k}.Wx"], params[f"l{k}.b"]
+    scale = cells.gate_scale(cfg.cell, cfg.hidden_size, Wx.dtype)
     if k == 0:
-        Z = Wx[X_ids]  # (T,B) ids -> (T,B,G) rows: the embedding gather
-        Z += b
-        return Z
+        table = Wx + b if scale is None else (Wx + b) * scale  # (V,G): bias folded in
+        return table[X_ids]  # (T,B) ids -> (T,B,G) rows: the embedding gather
+    if scale is not None:
+        Wx, b = Wx * scale, b * scale
     T, B, H = D_below.shape
     Z = D_below.reshape(T * B, H) @ Wx  # (T*B,H)@(H,G) -> (T*B,G)
     Z += b
@@ -131,7 +142,7 @@ def forward(params, cfg: ModelConfig, x: np.ndarray, state, dropout: float = 0.0
     D = None
     caches, new_state = [], []
     for k in range(cfg.n_layers):
-        Zx = _input_preactivations(params, k, X_ids, D)
+        Zx = _input_preactivations(cfg, params, k, X_ids, D)
         hs, cache, s = _layer_forward(cfg, params, k, Zx, state[k], train)
         H_out = hs[1:]  # (T,B,H)
         mask = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from charrnn.cells import gate_scale
 from charrnn.config import ModelConfig
 
 
@@ -29,8 +30,8 @@ class Stepper:
         self.cfg = cfg
         H, G, L, K = cfg.hidden_size, cfg.gates, cfg.n_layers, state[0][0].shape[0]
         dtype = params["Why"].dtype
-        scale = np.ones(G, dtype=dtype)
-        scale[: {"rnn": 0, "lstm": 3 * H, "gru": 2 * H}[cfg.cell]] = 0.5
+        scale = gate_scale(cfg.cell, H, dtype)
+        scale = np.ones(G, dtype=dtype) if scale is None else scale
         self.gru = cfg.cell == "gru"
         self.table = (params["l0.Wx"] + params["l0.b"]) * scale  # (V,G): gather = input product
         self.Wh = [params[f"l{k}.Wh"] * scale for k in range(L)]

@@ -400,7 +400,6 @@ def train(run: Run, st: TrainState, report: Callable[[str], None] = lambda s: No
         # reports divergence instead, as one line, before anything non-finite is saved.
         with _StopFlag() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             while not done() and stop.signum is None:
-
                 t_step = time.perf_counter()
                 train_step(run, st, streams)
                 now = time.perf_counter()
@@ -415,6 +414,7 @@ def train(run: Run, st: TrainState, report: Callable[[str], None] = lambda s: No
                     on_step(st)
                 if st.step % cfg.eval_every == 0 and not done():
                     checkpoint_now()
+                    st.elapsed = start_elapsed + time.perf_counter() - t0  # validation counts too
             if saved_step != st.step:  # not just saved by the periodic checkpoint
                 checkpoint_now()
             if stop.signum is not None:

@@ -67,7 +67,7 @@ def test_empty_file(tmp_path):
 
 def test_text_shorter_than_one_chunk(tmp_path):
     (tmp_path / "ab.txt").write_text("ab")
-    fails(run("train", tmp_path / "ab.txt", "--seq-len", "25", "--checkpoint-dir", tmp_path / "ck"), 1,
+    fails(run("train", tmp_path / "ab.txt", "--seq-len", "25", "--batch-size", "32", "--checkpoint-dir", tmp_path / "ck"), 1,
           "has 2 characters", "--batch-size 32 and --seq-len 25 need at least 832",
           "lower --batch-size or --seq-len")
 
