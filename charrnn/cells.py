@@ -108,10 +108,10 @@ def lstm_forward(Zx, Wh, state, train=True):
     Wh_half = _half_sigmoid_columns(Wh, 3 * H)
     hs = np.empty((T + 1, B, H), dtype=Zx.dtype)
     cs = np.empty((T + 1, B, H), dtype=Zx.dtype)
-    tcs = np.empty((T, B, H), dtype=Zx.dtype)
     hs[0], cs[0] = h0, c0
     hW = np.empty((B, G), dtype=Zx.dtype)
     ig = np.empty((B, H), dtype=Zx.dtype)
+    tc = np.empty((B, H), dtype=Zx.dtype)
     for t in range(T):
         a = Zx[t]
         a += np.matmul(hs[t], Wh_half, out=hW)  # (B,H)@(H,4H) -> (B,4H)
@@ -121,27 +121,32 @@ def lstm_forward(Zx, Wh, state, train=True):
         c = cs[t + 1]
         np.multiply(f, cs[t], out=c)
         c += np.multiply(i, g, out=ig)
-        np.tanh(c, out=tcs[t])
-        np.multiply(o, tcs[t], out=hs[t + 1])
-    return hs, (hs, cs, tcs, Zx) if train else None, (hs[T].copy(), cs[T].copy())
+        np.tanh(c, out=tc)
+        np.multiply(o, tc, out=hs[t + 1])
+    return hs, (hs, cs, Zx) if train else None, (hs[T].copy(), cs[T].copy())
 
 
 def lstm_backward(dHs, cache, Wh):
-    hs, cs, tcs, acts = cache
+    """Returns dZx (T,B,4H), written over the cached activations, and {"Wh": dWh}.
+    tanh(c) is recomputed rather than cached: one (B,H) tanh a step costs less than
+    keeping a (T,B,H) array alive between the passes."""
+    hs, cs, acts = cache
     T, B, H = dHs.shape
     G = 4 * H
-    dA = np.empty((T, B, G), dtype=dHs.dtype)
+    dA = acts  # dA[t] is written only after acts[t] is copied to `a`
     WhT = np.ascontiguousarray(Wh.T)
     dh_next = np.zeros((B, H), dtype=dHs.dtype)
     dc = np.zeros((B, H), dtype=dHs.dtype)
     tmp = np.empty((B, H), dtype=dHs.dtype)
+    tc = np.empty((B, H), dtype=dHs.dtype)
+    a = np.empty((B, G), dtype=dHs.dtype)
     for t in range(T - 1, -1, -1):
-        a = acts[t]
+        np.copyto(a, acts[t])
         i, f, o, g = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
         di, df, do, dg = dA[t, :, :H], dA[t, :, H:2 * H], dA[t, :, 2 * H:3 * H], dA[t, :, 3 * H:]
         dh = dHs[t]
         dh += dh_next
-        tc = tcs[t]
+        np.tanh(cs[t + 1], out=tc)
         np.multiply(dh, tc, out=do)  # backprop through h = o * tanh(c)
         np.multiply(tc, tc, out=tmp)
         np.subtract(1.0, tmp, out=tmp)

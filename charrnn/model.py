@@ -147,13 +147,13 @@ def forward(params, cfg: ModelConfig, x: np.ndarray, state, dropout: float = 0.0
         H_out = hs[1:]  # (T,B,H)
         mask = None
         if dropout > 0.0:
-            keep = 1.0 - dropout
-            mask = (rng.random(H_out.shape, dtype=np.float32) < keep).astype(H_out.dtype)
-            mask *= 1.0 / keep  # inverted dropout: no rescaling at inference
+            mask = rng.random(H_out.shape, dtype=np.float32) >= dropout  # bool: 1 byte a unit
             D = H_out * mask
+            D *= 1.0 / (1.0 - dropout)  # inverted dropout: no rescaling at inference
         else:
             D = H_out
-        caches.append((cache, mask, D))
+        if train:  # inference keeps nothing of a layer once the next one has its input
+            caches.append((cache, mask, D))
         new_state.append(s)
     T, B, H = D.shape
     logits = D.reshape(T * B, H) @ params["Why"]  # (T*B,H)@(H,V) -> (T*B,V)
@@ -202,9 +202,12 @@ def loss_and_grads(params, cfg: ModelConfig, x: np.ndarray, y: np.ndarray, state
     dD = (dlogits @ params["Why"].T).reshape(T, B, -1)  # (N,V)@(V,H) -> (T,B,H)
     for k in range(cfg.n_layers - 1, -1, -1):
         cache, mask, _ = caches[k]
+        caches[k] = (None, None, caches[k][2])  # free this layer's cache as soon as it is used
         if mask is not None:
             dD *= mask  # backprop through dropout
+            dD *= 1.0 / (1.0 - dropout)
         dZx, g = _layer_backward(cfg, dD, cache, params, k)
+        del cache
         G = dZx.shape[-1]
         dZ2 = dZx.reshape(N, G)
         grads[f"l{k}.b"] = dZ2.sum(axis=0)
@@ -216,6 +219,7 @@ def loss_and_grads(params, cfg: ModelConfig, x: np.ndarray, y: np.ndarray, state
             D_below = caches[k - 1][2].reshape(N, -1)
             grads[f"l{k}.Wx"] = D_below.T @ dZ2  # (H,N)@(N,G) -> (H,G)
             dD = (dZ2 @ params[f"l{k}.Wx"].T).reshape(T, B, -1)
+        del dZx, dZ2  # before the layer below allocates its own
     return loss, grads, new_state
 
 

@@ -30,7 +30,7 @@ from charrnn.parallel import ShardRunner
 from charrnn.errors import CheckpointError, ConfigError, DataError, Interrupted, TrainingDiverged, UsageError
 
 EVAL_STREAMS = 64     # streams used to score the validation text
-EVAL_CHUNK = 256      # steps per forward call while scoring
+EVAL_CHUNK = 64       # steps per forward call while scoring: memory is EVAL_STREAMS x this
 EVAL_WARMUP = 128     # characters each scoring stream reads before it is scored
 SMOOTHING = 0.98      # smoothed_loss = 0.98 * smoothed_loss + 0.02 * loss
 METRICS = "metrics.jsonl"
