@@ -7,7 +7,6 @@ options and ``--rng-seed`` always give the same text.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Iterator
 
 import numpy as np
@@ -16,7 +15,6 @@ from charrnn import model as M
 from charrnn.config import ModelConfig
 from charrnn.data import Vocab, format_chars
 from charrnn.errors import UsageError
-from charrnn.parallel import blas_threads
 from charrnn.stepper import Stepper
 
 
@@ -32,20 +30,31 @@ def check_seed(seed: str, vocab: Vocab) -> None:
         raise UsageError(f"the seed contains characters the model never saw: {format_chars(unknown)}")
 
 
-def _pick(logits: np.ndarray, temperature: float, top_k: int, greedy: bool,
-          rng: np.random.Generator) -> np.ndarray:
-    """One id per row of logits (K,V), drawn from softmax(logits / temperature).
+class _Picker:
+    """Draws one id per row of logits (K,V) from softmax(logits), the temperature being
+    already applied (the stepper scales its output weights by 1/temperature).
 
     Uses the Gumbel-max trick: argmax(z + Gumbel noise) is an exact draw from softmax(z),
-    with no exp, no normalisation and no overflow for tiny temperatures."""
-    if greedy:
-        return logits.argmax(axis=1)
-    z = logits / np.float64(temperature)  # float64: no overflow for tiny temperatures
-    if 0 < top_k < z.shape[1]:
-        kth = np.partition(z, -top_k, axis=1)[:, -top_k][:, None]
-        z[z < kth] = -np.inf
-    z += rng.gumbel(size=z.shape)
-    return z.argmax(axis=1)
+    with no exp, no normalisation and no overflow for tiny temperatures. The noise is
+    drawn from ``rng`` for BLOCK steps at a time: one call per block, not per step."""
+
+    BLOCK = 256
+
+    def __init__(self, rng: np.random.Generator, K: int, V: int, top_k: int, greedy: bool):
+        self.rng, self.shape, self.top_k, self.greedy = rng, (self.BLOCK, K, V), top_k, greedy
+        self.noise, self.i = None, self.BLOCK
+
+    def __call__(self, logits: np.ndarray) -> np.ndarray:
+        if self.greedy:
+            return logits.argmax(axis=1)
+        if self.i == self.BLOCK:
+            self.noise, self.i = self.rng.gumbel(size=self.shape), 0
+        z = logits + self.noise[self.i]  # float64
+        self.i += 1
+        if 0 < self.top_k < z.shape[1]:
+            kth = np.partition(logits, -self.top_k, axis=1)[:, -self.top_k][:, None]
+            z[logits < kth] = -np.inf
+        return z.argmax(axis=1)
 
 
 def generate(params, cfg: ModelConfig, vocab: Vocab, seed: str, n: int, *,
@@ -68,21 +77,19 @@ def _generate(params, cfg, vocab, seed, n, temperature, top_k, greedy, rng, K, s
     ids = np.tile(vocab.encode(seed).astype(np.int64), (K, 1))  # (K, len(seed))
     state = M.init_state(cfg, K, params["Why"].dtype)
     logits, state, _ = M.forward(params, cfg, ids, state)  # the whole seed in one pass
-    last = logits[-1]  # (K,V)
-    stepper = Stepper(params, cfg, state)
-    # Steps of a few streams are too small to share between BLAS threads (waking the
-    # second thread costs more than the product); wide batches still profit from it.
-    with blas_threads(1) if K < 16 else contextlib.nullcontext():
-        yield from _steps(stepper, last, vocab, n, temperature, top_k, greedy, rng, K, stop)
+    last = logits[-1] / np.float32(temperature)  # (K,V)
+    stepper = Stepper(params, cfg, state, logit_scale=1.0 / temperature)
+    pick = _Picker(rng, K, vocab.size, top_k, greedy)
+    yield from _steps(stepper, last, vocab, n, pick, K, stop)
 
 
-def _steps(stepper, last, vocab, n, temperature, top_k, greedy, rng, K, stop):
+def _steps(stepper, last, vocab, n, pick, K, stop):
     chars = vocab.chars
     tails = [""] * K  # the end of each stream, long enough to match `stop`
     alive = [True] * K
     n_alive = K
     for _ in range(n):
-        nxt = _pick(last, temperature, top_k, greedy, rng).tolist()
+        nxt = pick(last).tolist()
         out = [chars[i] if a else "" for i, a in zip(nxt, alive)]
         if stop:
             for k, ch in enumerate(out):

@@ -23,3 +23,17 @@ def test_stepper_matches_forward(cell, n_layers):
     stepper = Stepper(params, cfg, state)
     for t in range(T):
         np.testing.assert_allclose(stepper.step(x[:, t]), logits[t], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_single_stream_path_matches_forward(cell):
+    """K = 1 takes its own path (row adds instead of a gather)."""
+    rng = np.random.default_rng(1)
+    cfg = ModelConfig(cell=cell, vocab_size=9, hidden_size=5, n_layers=2, dropout=0.0)
+    params = M.init_params(cfg, rng, dtype=np.float64)
+    x = rng.integers(0, 9, (1, 6))
+    state = M.init_state(cfg, 1, np.float64)
+    logits, _, _ = M.forward(params, cfg, x, state)
+    stepper = Stepper(params, cfg, state, logit_scale=0.5)
+    for t in range(6):
+        np.testing.assert_allclose(stepper.step(x[:, t]), 0.5 * logits[t], rtol=1e-10, atol=1e-12)
