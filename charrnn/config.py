@@ -8,6 +8,7 @@ checks and the same messages.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from charrnn.errors import ConfigError
@@ -71,8 +72,8 @@ class TrainConfig:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         if self.lr_schedule not in SCHEDULES:
             raise ConfigError(f"unknown lr schedule {self.lr_schedule!r}; choose one of {', '.join(SCHEDULES)}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be positive, got {self.lr}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"lr must be a positive finite number, got {self.lr}")
         if not 0.0 <= self.min_lr_frac <= 1.0:
             raise ConfigError(f"min_lr_frac must be in [0, 1], got {self.min_lr_frac}")
         if not self.clip >= 0:

@@ -7,6 +7,7 @@ options and ``--rng-seed`` always give the same text.
 
 from __future__ import annotations
 
+import math
 from typing import Iterator
 
 import numpy as np
@@ -64,8 +65,8 @@ def generate(params, cfg: ModelConfig, vocab: Vocab, seed: str, n: int, *,
     """Return an iterator that yields, step by step, the next character of each of
     ``num_samples`` streams ("" for a stream that has already produced ``stop``), for at
     most ``n`` steps. Bad arguments raise here, before anything is generated."""
-    if temperature <= 0:
-        raise UsageError(f"temperature must be positive, got {temperature}")
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise UsageError(f"temperature must be a positive finite number, got {temperature}")
     seed = seed or default_seed(vocab)
     check_seed(seed, vocab)
     return _generate(params, cfg, vocab, seed, n, temperature, top_k, greedy, rng, num_samples, stop)

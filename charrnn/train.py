@@ -315,6 +315,17 @@ def save_checkpoints(run: Run, st: TrainState, improved: bool, keep_last: int = 
     return paths
 
 
+def reset_metrics(run: Run) -> None:
+    """A new run (not a resumed one) starts its own metrics.jsonl, so that plots of a
+    directory trained again with --overwrite do not mix two runs."""
+    try:
+        os.unlink(os.path.join(run.checkpoint_dir, METRICS))
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise CheckpointError(f"cannot reset {METRICS} in {run.checkpoint_dir}: {exc.strerror or exc}") from None
+
+
 def append_metrics(run: Run, record: dict) -> None:
     path = os.path.join(run.checkpoint_dir, METRICS)
     try:

@@ -93,3 +93,29 @@ def test_seed_with_unknown_characters(runner, trained):
     assert result.exit_code == 2
     assert result.stderr == "Error: the seed contains characters the model never saw: 'Z', 'q'\n"
     assert result.stdout == ""
+
+
+def test_overwrite_starts_a_new_metrics_file(runner, tiny_corpus, tmp_path):
+    ck = tmp_path / "ck"
+    args = ["train", str(tiny_corpus), "--checkpoint-dir", str(ck), *SMALL]
+    assert runner.invoke(cli, args).exit_code == 0
+    assert runner.invoke(cli, args + ["--overwrite"]).exit_code == 0
+    steps = [json.loads(line)["step"] for line in (ck / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [20, 40]
+
+
+def test_library_refuses_non_finite_lr_and_temperature():
+    import numpy as np
+
+    from charrnn import sample as S
+    from charrnn.config import ModelConfig, TrainConfig
+    from charrnn.data import Vocab
+    from charrnn.errors import ConfigError, UsageError
+    from charrnn.model import init_params
+
+    with pytest.raises(ConfigError, match="lr must be a positive finite number"):
+        TrainConfig(lr=float("inf"))
+    cfg = ModelConfig(vocab_size=2, hidden_size=4, n_layers=1)
+    params = init_params(cfg, np.random.default_rng(0))
+    with pytest.raises(UsageError, match="temperature must be a positive finite number"):
+        S.generate(params, cfg, Vocab("ab"), "a", 5, temperature=float("nan"), rng=np.random.default_rng(0))

@@ -154,6 +154,7 @@ def train(ctx, files, encoding, checkpoint_dir, resume, concat, force, as_json, 
                         T.check_fresh(job.directory)
                     run = T.prepare(job.path, model_opts, TrainConfig(**train_opts), job.directory, job_encoding)
                     state = T.new_state(run)
+                    T.reset_metrics(run)
                 if job.sources:
                     run.corpus.update(name=job.label, sources=[os.path.abspath(f) for f in job.sources])
                 report(f"training {run.model_cfg.cell} {run.model_cfg.n_layers}x{run.model_cfg.hidden_size} "
