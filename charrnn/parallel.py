@@ -80,9 +80,9 @@ def _blas_control() -> _Blas:
 
 @contextlib.contextmanager
 def blas_threads(n: int):
-    """Run the block with OpenBLAS limited to n threads (no-op when it cannot be set).
-    One-character steps are too small to share: waking a second BLAS thread for a
-    (1,H)x(H,G) product costs more than the product."""
+    """Run the block with OpenBLAS limited to n threads (no-op when it cannot be set):
+    each shard's thread gets a single-threaded BLAS, so two shards use two cores
+    instead of four BLAS threads fighting over them."""
     blas = _blas_control()
     if blas.set is None:
         yield
@@ -101,8 +101,7 @@ class ShardRunner:
     def __init__(self, batch_size: int, threads: int | None = None):
         self.bounds = shard_bounds(batch_size)
         cores = threads or _cores()
-        self.blas = _blas_control()
-        self.parallel = len(self.bounds) > 1 and cores > 1 and self.blas.set is not None
+        self.parallel = len(self.bounds) > 1 and cores > 1 and _blas_control().set is not None
         self.pool = ThreadPoolExecutor(len(self.bounds)) if self.parallel else None
 
     def close(self):
