@@ -11,15 +11,16 @@ treat them uniformly. With L layers, cell width G (H, 4H or 3H), vocabulary V::
 
 Forward for a chunk x (B,T) of character ids, with targets y (B,T)::
 
-    Z_0   = Wx_0[x] + b_0                     embedding gather, all T steps at once
+    Z_0   = Wx_0[x] + b_0                     embedding lookup, all T steps at once
     H_k   = cell_k(Z_k, state_k)              the only per-step loop (see cells.py)
     D_k   = dropout(H_k)                      training only, on every layer's output
-    Z_k+1 = D_k Wx_k+1 + b_k+1                one GEMM over all T*B rows
-    P     = softmax(D_L-1 Why + by)           one GEMM, one softmax
+    Z_k+1 = D_k Wx_k+1 + b_k+1                one product per step, no dependencies
+    P     = softmax(D_L-1 Why + by)           the same for the output layer, one softmax
     loss  = -mean log P[y]                    nats per character
 
 Backward mirrors it: one GEMM per weight gradient over the whole chunk, and a
-scatter-add into the rows of the embedding.
+scatter-add into the rows of the embedding. Internally all arrays are feature-major,
+(T,F,B) per chunk or (F,T*B) as rows for the weight gradients (cells.py says why).
 """
 
 from __future__ import annotations
@@ -100,6 +101,9 @@ def unflatten_state(cfg: ModelConfig, flat: dict[str, np.ndarray]):
 
 
 # ------------------------------------------------------------------------- forward
+#
+# Inside the network every per-chunk array is time-major and feature-major, (T,F,B):
+# see cells.py for why. The carried states are (B,H) outside, (H,B) inside.
 
 def _layer_forward(cfg, params, k, Zx, state, train):
     Wh = params[f"l{k}.Wh"]
@@ -115,36 +119,54 @@ def _layer_backward(cfg, dHs, cache, params, k):
     return backward[cfg.cell](dHs, cache, params[f"l{k}.Wh"])
 
 
-def _input_preactivations(cfg, params, k, X_ids, D_below):
-    """Z_k for all steps at once: a gather for layer 0, one GEMM above; the σ-gate
-    columns come out halved, as the cells expect (cells.gate_scale)."""
+ONE_HOT_MAX_V = 512  # up to this vocabulary, the embedding is a GEMM with a 0/1 matrix
+
+
+def _one_hot_rows(X_ids: np.ndarray, V: int, dtype) -> np.ndarray:
+    """(V, T*B) 0/1 matrix with a 1 at (X_ids[t,b], t*B + b)."""
+    N = X_ids.size
+    onehot = np.zeros((V, N), dtype=dtype)
+    onehot[X_ids.reshape(N), np.arange(N)] = 1.0
+    return onehot
+
+
+def _input_preactivations(cfg, params, k, X_ids, D_below, onehot):
+    """Z_k (T,G,B) for all steps at once; the σ-gate rows come out halved, as the cells
+    expect (cells.gate_scale).
+
+    Layer 0 is an embedding lookup. Gathering rows gives (T,B,G), and turning that into
+    (T,G,B) costs a transposing copy (2-4 ms for a 32x64 chunk of an LSTM 256); for a
+    small vocabulary the one-hot product table^T (G,V) @ onehot_t (V,B) makes the right
+    layout directly in about 1.5 ms, and its 0/1 matrix serves the gradient too."""
     Wx, b = params[f"l{k}.Wx"], params[f"l{k}.b"]
     scale = cells.gate_scale(cfg.cell, cfg.hidden_size, Wx.dtype)
+    T, B = X_ids.shape
     if k == 0:
         table = Wx + b if scale is None else (Wx + b) * scale  # (V,G): bias folded in
-        return table[X_ids]  # (T,B) ids -> (T,B,G) rows: the embedding gather
+        tableT = np.ascontiguousarray(table.T)  # (G,V)
+        if onehot is not None:
+            V = onehot.shape[0]
+            return np.matmul(tableT, onehot.reshape(V, T, B).transpose(1, 0, 2))  # -> (T,G,B)
+        return np.ascontiguousarray(np.take(tableT, X_ids, axis=1).transpose(1, 0, 2))
     if scale is not None:
         Wx, b = Wx * scale, b * scale
-    T, B, H = D_below.shape
-    Z = D_below.reshape(T * B, H) @ Wx  # (T*B,H)@(H,G) -> (T*B,G)
-    Z += b
-    return Z.reshape(T, B, -1)
+    Z = np.matmul(np.ascontiguousarray(Wx.T), D_below)  # (G,H)@(T,H,B) -> (T,G,B), per step
+    Z += b[:, None]
+    return Z
 
 
-def forward(params, cfg: ModelConfig, x: np.ndarray, state, dropout: float = 0.0,
-            rng: np.random.Generator | None = None, train: bool = False):
-    """Run a chunk x (B,T) through the network.
-
-    Returns logits (T,B,V) time-major, the new state, and the cache for the backward
-    pass (only with ``train``). Dropout is applied (with ``rng``) only when ``dropout > 0``.
-    """
-    X_ids = np.ascontiguousarray(x.T)  # (T,B): time-major so each step is contiguous
+def _forward(params, cfg: ModelConfig, x, state, dropout, rng, train):
+    """forward() with logits (T,V,B) and the cache the backward pass needs."""
+    X_ids = np.ascontiguousarray(x.T)  # (T,B)
+    dtype = params["Why"].dtype
+    onehot = _one_hot_rows(X_ids, cfg.vocab_size, dtype) if cfg.vocab_size <= ONE_HOT_MAX_V else None
     D = None
     caches, new_state = [], []
     for k in range(cfg.n_layers):
-        Zx = _input_preactivations(cfg, params, k, X_ids, D)
-        hs, cache, s = _layer_forward(cfg, params, k, Zx, state[k], train)
-        H_out = hs[1:]  # (T,B,H)
+        Zx = _input_preactivations(cfg, params, k, X_ids, D, onehot)
+        s_in = tuple(np.ascontiguousarray(s.T, dtype=dtype) for s in state[k])  # (B,H) -> (H,B)
+        hs, cache, s = _layer_forward(cfg, params, k, Zx, s_in, train)
+        H_out = hs[1:]  # (T,H,B)
         mask = None
         if dropout > 0.0:
             mask = rng.random(H_out.shape, dtype=np.float32) >= dropout  # bool: 1 byte a unit
@@ -154,18 +176,35 @@ def forward(params, cfg: ModelConfig, x: np.ndarray, state, dropout: float = 0.0
             D = H_out
         if train:  # inference keeps nothing of a layer once the next one has its input
             caches.append((cache, mask, D))
-        new_state.append(s)
-    T, B, H = D.shape
-    logits = D.reshape(T * B, H) @ params["Why"]  # (T*B,H)@(H,V) -> (T*B,V)
-    logits += params["by"]
-    return logits.reshape(T, B, -1), new_state, (X_ids, caches)
+        new_state.append(tuple(np.ascontiguousarray(a.T) for a in s))
+    logits = np.matmul(np.ascontiguousarray(params["Why"].T), D)  # (V,H)@(T,H,B) -> (T,V,B)
+    logits += params["by"][:, None]
+    return logits, new_state, (X_ids, onehot, caches)
 
 
-def log_softmax_(logits: np.ndarray) -> np.ndarray:
-    """Numerically stable log-softmax over the last axis, in place."""
-    logits -= logits.max(axis=-1, keepdims=True)
-    logits -= np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+def forward(params, cfg: ModelConfig, x: np.ndarray, state, dropout: float = 0.0,
+            rng: np.random.Generator | None = None, train: bool = False):
+    """Run a chunk x (B,T) through the network.
+
+    Returns logits (T,B,V) time-major (a view), the new state, and the cache for the
+    backward pass (only with ``train``). Dropout is applied (with ``rng``) only when
+    ``dropout > 0``.
+    """
+    logits, new_state, cache = _forward(params, cfg, x, state, dropout, rng, train)
+    return logits.transpose(0, 2, 1), new_state, cache
+
+
+def log_softmax_(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Numerically stable log-softmax along ``axis``, in place."""
+    logits -= logits.max(axis=axis, keepdims=True)
+    logits -= np.log(np.exp(logits).sum(axis=axis, keepdims=True))
     return logits
+
+
+def _targets(y: np.ndarray):
+    """Index arrays that pick logp[t, y[b,t], b] out of a (T,V,B) array."""
+    B, T = y.shape
+    return np.arange(T)[:, None], np.ascontiguousarray(y.T), np.arange(B)[None, :]
 
 
 def loss_and_grads(params, cfg: ModelConfig, x: np.ndarray, y: np.ndarray, state,
@@ -184,73 +223,72 @@ def loss_and_grads(params, cfg: ModelConfig, x: np.ndarray, y: np.ndarray, state
     loss : float, grads : dict like params, new_state : state after the last step
     (truncated BPTT: no gradient flows into ``state``).
     """
-    logits, new_state, (X_ids, caches) = forward(params, cfg, x, state, dropout, rng, train=True)
-    T, B, V = logits.shape
+    logits, new_state, (X_ids, onehot, caches) = _forward(params, cfg, x, state, dropout, rng, train=True)
+    T, V, B = logits.shape
     N = T * B
-    Y = y.T.reshape(N)
-    logp = log_softmax_(logits.reshape(N, V))
-    rows = np.arange(N)
-    loss = -float(logp[rows, Y].sum(dtype=np.float64)) / N
+    logp = log_softmax_(logits, axis=1)
+    pick = _targets(y)
+    loss = -float(logp[pick].sum(dtype=np.float64)) / N
     # backprop through softmax + cross-entropy: (p - onehot(y)) / N
     dlogits = np.exp(logp, out=logp)
-    dlogits[rows, Y] -= 1.0
+    dlogits[pick] -= 1.0
     dlogits *= 1.0 / N
     grads = {}
-    D_top = caches[-1][2].reshape(N, -1)
-    grads["Why"] = D_top.T @ dlogits  # (H,N)@(N,V) -> (H,V)
-    grads["by"] = dlogits.sum(axis=0)
-    dD = (dlogits @ params["Why"].T).reshape(T, B, -1)  # (N,V)@(V,H) -> (T,B,H)
+    dlog_rows = cells.rows(dlogits)  # (V,N)
+    grads["Why"] = _outer(cells.rows(caches[-1][2]), dlog_rows)  # (H,N)x(V,N) -> (H,V)
+    grads["by"] = dlog_rows.sum(axis=1)
+    dD = np.matmul(params["Why"], dlogits)  # (H,V)@(T,V,B) -> (T,H,B)
+    del dlogits, logp, logits, dlog_rows
     for k in range(cfg.n_layers - 1, -1, -1):
         cache, mask, _ = caches[k]
         caches[k] = (None, None, caches[k][2])  # free this layer's cache as soon as it is used
         if mask is not None:
             dD *= mask  # backprop through dropout
             dD *= 1.0 / (1.0 - dropout)
-        dZx, g = _layer_backward(cfg, dD, cache, params, k)
-        del cache
-        G = dZx.shape[-1]
-        dZ2 = dZx.reshape(N, G)
-        grads[f"l{k}.b"] = dZ2.sum(axis=0)
+        dZ, g = _layer_backward(cfg, dD, cache, params, k)  # dZ: rows (G,N)
+        del cache, dD
+        grads[f"l{k}.b"] = dZ.sum(axis=1)
         for name, value in g.items():
             grads[f"l{k}.{name}"] = value
         if k == 0:
-            grads["l0.Wx"] = _embedding_grad(X_ids.reshape(N), dZ2, V)  # backprop through the gather
+            grads["l0.Wx"] = _embedding_grad(X_ids.reshape(N), dZ, V, onehot)  # through the lookup
         else:
-            D_below = caches[k - 1][2].reshape(N, -1)
-            grads[f"l{k}.Wx"] = D_below.T @ dZ2  # (H,N)@(N,G) -> (H,G)
-            dD = (dZ2 @ params[f"l{k}.Wx"].T).reshape(T, B, -1)
-        del dZx, dZ2  # before the layer below allocates its own
+            grads[f"l{k}.Wx"] = _outer(cells.rows(caches[k - 1][2]), dZ)  # (H,N)x(G,N) -> (H,G)
+            dD = cells.unrows(params[f"l{k}.Wx"] @ dZ, T)  # (H,G)@(G,N) -> (H,N) -> (T,H,B)
+        del dZ  # before the layer below allocates its own
     return loss, grads, new_state
 
 
-ONE_HOT_MAX_V = 512  # below this, the scatter-add is cheaper as a GEMM than as np.add.at
+def _outer(A: np.ndarray, Z: np.ndarray) -> np.ndarray:
+    """A (P,N), Z (Q,N) -> A Z^T (P,Q), the sum over all N columns of outer products.
+    Computed as (Z A^T)^T: OpenBLAS runs this orientation about 10% faster."""
+    return np.ascontiguousarray((Z @ A.T).T)
 
 
-def _embedding_grad(ids: np.ndarray, dZ: np.ndarray, V: int) -> np.ndarray:
-    """Scatter-add the rows of dZ (N,G) into a (V,G) gradient at rows ``ids``.
+def _embedding_grad(ids: np.ndarray, dZ: np.ndarray, V: int, onehot=None) -> np.ndarray:
+    """Sum the columns of dZ (G,N) into a (V,G) gradient at rows ``ids`` (N,).
 
-    np.add.at is exact but does about 10 ns of bookkeeping per element (40 ms for a
-    64x64 chunk of an LSTM 256); for a small vocabulary the same sum is a (V,N)@(N,G)
-    GEMM with a 0/1 matrix, about 4 ms. For large vocabularies the GEMM's V*N*G work
-    loses, so add.at stays.
+    With the (V,N) 0/1 matrix of the forward pass, the sum is one GEMM. Without it
+    (a large vocabulary) the columns are sorted by id and summed in runs with
+    np.add.reduceat: np.add.at does about 10 ns of bookkeeping per element.
     """
-    if V > ONE_HOT_MAX_V:
-        out = np.zeros((V, dZ.shape[1]), dtype=dZ.dtype)
-        np.add.at(out, ids, dZ)
-        return out
-    selector = np.zeros((V, len(ids)), dtype=dZ.dtype)
-    selector[ids, np.arange(len(ids))] = 1.0
-    return selector @ dZ  # (V,N)@(N,G) -> (V,G)
+    if onehot is not None:
+        return _outer(onehot, dZ)  # (V,N)x(G,N) -> (V,G)
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+    out = np.zeros((V, dZ.shape[0]), dtype=dZ.dtype)
+    out[sorted_ids[starts]] = np.add.reduceat(dZ[:, order], starts, axis=1).T
+    return out
 
 
 def sequence_nll(params, cfg: ModelConfig, x: np.ndarray, y: np.ndarray, state, mask=None):
     """Summed negative log-likelihood (nats) of y given x, without dropout or gradients.
     Positions where ``mask`` (B,T) is False are not counted. Returns (sum, count, state)."""
-    logits, new_state, _ = forward(params, cfg, x, state)
-    T, B, V = logits.shape
-    logp = log_softmax_(logits.reshape(T * B, V))
-    nll = -logp[np.arange(T * B), y.T.reshape(-1)]
+    logits, new_state, _ = _forward(params, cfg, x, state, 0.0, None, False)
+    logp = log_softmax_(logits, axis=1)
+    nll = -logp[_targets(y)]  # (T,B)
     if mask is None:
-        return float(nll.sum(dtype=np.float64)), T * B, new_state
-    m = mask.T.reshape(-1)
+        return float(nll.sum(dtype=np.float64)), nll.size, new_state
+    m = mask.T
     return float(nll[m].sum(dtype=np.float64)), int(m.sum()), new_state

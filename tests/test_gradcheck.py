@@ -72,9 +72,9 @@ def test_gradcheck_detects_a_wrong_gradient(monkeypatch):
     real = cells.rnn_backward
 
     def broken(dHs, cache, Wh):
-        dZx, g = real(dHs, cache, Wh)
+        dZ, g = real(dHs, cache, Wh)
         g["Wh"] = g["Wh"] * 1.001
-        return dZx, g
+        return dZ, g
 
     monkeypatch.setattr(cells, "rnn_backward", broken)
     worst = _max_rel_error("rnn", 1, dropout=0.0, seed=0)

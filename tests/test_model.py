@@ -84,18 +84,35 @@ def test_initial_loss_is_log_vocab():
 
 
 def test_embedding_grad_paths_agree():
-    """The one-hot GEMM used for small vocabularies and np.add.at give the same sums."""
+    """The one-hot GEMM used for small vocabularies and the sorted reduceat used for
+    large ones give np.add.at's sums."""
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 700, 500)
-    dZ = rng.normal(size=(500, 12))
-    big = M._embedding_grad(ids, dZ, 700)  # add.at path (V > ONE_HOT_MAX_V)
-    small = M._embedding_grad(ids % 50, dZ, 50)
-    ref = np.zeros((50, 12))
-    np.add.at(ref, ids % 50, dZ)
-    np.testing.assert_allclose(small, ref, rtol=1e-12, atol=1e-12)
-    ref_big = np.zeros((700, 12))
-    np.add.at(ref_big, ids, dZ)
-    np.testing.assert_array_equal(big, ref_big)
+    dZ = rng.normal(size=(12, 500))  # rows (G,N)
+    for V, i in ((700, ids), (50, ids % 50)):
+        ref = np.zeros((V, 12))
+        np.add.at(ref, i, dZ.T)
+        onehot = np.zeros((V, 500))
+        onehot[i, np.arange(500)] = 1.0
+        np.testing.assert_allclose(M._embedding_grad(i, dZ, V, onehot), ref, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(M._embedding_grad(i, dZ, V), ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_large_vocabulary_path_matches_one_hot(cell, monkeypatch):
+    """Above ONE_HOT_MAX_V the embedding is a column gather and its gradient a sorted
+    sum; both must give what the one-hot products give."""
+    cfg, params, x, y = _setup(cell, V=9, H=5)
+    params = M.init_params(cfg, np.random.default_rng(3), dtype=np.float64)
+    state = M.init_state(cfg, x.shape[0], np.float64)
+    loss, grads, s = M.loss_and_grads(params, cfg, x, y, state, 0.2, np.random.default_rng(0))
+    monkeypatch.setattr(M, "ONE_HOT_MAX_V", 0)
+    loss2, grads2, s2 = M.loss_and_grads(params, cfg, x, y, state, 0.2, np.random.default_rng(0))
+    assert loss2 == pytest.approx(loss, rel=1e-12)
+    for k in grads:
+        np.testing.assert_allclose(grads2[k], grads[k], rtol=1e-10, atol=1e-12)
+    for a, b in zip(s, s2):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
