@@ -60,6 +60,7 @@ def compare(corpus: str, model: str, batch: int, seq_len: int, steps: int, repea
               "charrnn_runs": [round(r) for r in ours],
               "charrnn_gflops": round(statistics.median(ours) * last["mflop_per_char"] / 1e3, 2),
               "gemm_gflops_step_shape": last["gemm_gflops_step_shape"],
+              "gemm_gflops_step_shape_batch_major": last["gemm_gflops_step_shape_batch_major"],
               "gemm_gflops_all_steps_shape": last["gemm_gflops_all_steps_shape"]}
     result["fraction_of_step_gemm"] = round(result["charrnn_gflops"] / result["gemm_gflops_step_shape"], 3)
     if theirs:
@@ -89,7 +90,7 @@ def main(argv=None):
         print(json.dumps(r), flush=True)
         summary = (f"{model}: charrnn {r['charrnn_chars_per_s']:,.0f} chars/s, {r['charrnn_gflops']} GFLOP/s "
                    f"({r['fraction_of_step_gemm']:.0%} of the {r['gemm_gflops_step_shape']} GFLOP/s GEMM rate "
-                   f"at one step's shape)")
+                   f"at one step's shape, feature-major; {r['gemm_gflops_step_shape_batch_major']} batch-major)")
         if "ratio" in r:
             summary += f"; torch {r['torch_chars_per_s']:,.0f} chars/s; ratio {r['ratio']:.2f}x"
         else:

@@ -2,15 +2,20 @@
 
 Tells how far a NumPy model can go at best: a training step cannot beat the
 BLAS rate of its matmuls. Shapes are the per-timestep recurrent products of the
-reference models at batch 64 (small, latency-bound) and the "all timesteps at
-once" products (64 x 64 = 4096 rows) used for input/output projections.
+reference models at batch 64 and at a shard's 32 streams (small, latency-bound),
+and the "all timesteps at once" products (64 x 64 = 4096 rows).
+
+Each step product appears in two layouts with the same FLOPs: batch-major,
+(B,H)@(H,G), and feature-major, W^T (G,H) @ h (H,B) (names ending in _fm), which
+is what charrnn runs (cells.py): OpenBLAS is much faster at the second when B is
+small.
 
 Script use (prints one JSON object):
     python benchmarks/gemm_rate.py [--repeats 5] [--min-time 0.3]
 The environment sets OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, which slow OpenBLAS
 here; compare with them removed for this command only:
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/gemm_rate.py
-threadpoolctl is optional: with it, 1-thread rates are reported as well.
+1-thread rates (what each of the two training shards gets) are reported as well.
 """
 
 from __future__ import annotations
@@ -24,12 +29,19 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 # name -> (m, k, n): A is (m, k), B is (k, n).
 SHAPES = {
     "square_2048": (2048, 2048, 2048),
     "lstm_h256_step": (64, 256, 1024),
+    "lstm_h256_step_fm": (1024, 256, 64),
+    "lstm_h256_step_b32": (32, 256, 1024),
+    "lstm_h256_step_b32_fm": (1024, 256, 32),
     "gru_h256_step": (64, 256, 768),
+    "gru_h256_step_fm": (768, 256, 64),
     "rnn_h512_step": (64, 512, 512),
+    "rnn_h512_step_fm": (512, 512, 64),
     "lstm_h256_all": (4096, 256, 1024),
     "gru_h256_all": (4096, 256, 768),
     "rnn_h512_all": (4096, 512, 512),
@@ -78,13 +90,9 @@ def rate_table(shapes=None, repeats=5, min_time=0.3):
 
 
 def _blas_info():
-    # Which BLAS numpy uses and how many threads it has, so results are comparable.
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return None
-    return [{k: p.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
-            for p in threadpool_info() if p.get("user_api") == "blas"]
+    # Which BLAS numpy uses, so results are comparable.
+    cfg = np.show_config(mode="dicts") if "mode" in np.show_config.__code__.co_varnames else None
+    return (cfg or {}).get("Build Dependencies", {}).get("blas")
 
 
 def main(argv=None):
@@ -92,8 +100,7 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--min-time", type=float, default=0.3,
                    help="minimum seconds per timed run")
-    p.add_argument("--no-single-thread", action="store_true",
-                   help="skip the 1-thread table even if threadpoolctl is present")
+    p.add_argument("--no-single-thread", action="store_true", help="skip the 1-thread table")
     a = p.parse_args(argv)
     result = {"numpy_version": np.__version__,
               "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")},
@@ -102,13 +109,10 @@ def main(argv=None):
     if a.no_single_thread:
         result["single_thread"] = "skipped (--no-single-thread)"
     else:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            result["single_thread"] = "skipped: threadpoolctl is not installed"
-        else:
-            with threadpool_limits(limits=1, user_api="blas"):
-                result["single_thread"] = rate_table(repeats=a.repeats, min_time=a.min_time)
+        from charrnn.parallel import blas_threads
+
+        with blas_threads(1):
+            result["single_thread"] = rate_table(repeats=a.repeats, min_time=a.min_time)
     print(json.dumps(result, indent=1))
     return 0
 

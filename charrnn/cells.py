@@ -8,9 +8,10 @@ gradients afterwards; so each function below takes ``Zx`` and returns ``dZx``.
 Letters: T steps, B streams, H hidden units, G fused gate width (H, 4H or 3H),
 N = T*B. Arrays are time-major and feature-major: ``Zx[t]`` is one contiguous (G, B)
 block whose columns are the streams, and the states are (H, B). Every per-step
-product is then W^T (G,H) @ h (H,B), which OpenBLAS runs 1.3-1.8x faster than the
-batch-major (B,H) @ (H,G) at B = 32 (88 against 156 us for an LSTM 256, one thread:
-benchmarks/gemm_rate.py --layouts), and each gate is a contiguous block of rows.
+product is then W^T (G,H) @ h (H,B), which OpenBLAS runs 1.4-1.8x faster than the
+batch-major (B,H) @ (H,G) at B = 32 (one thread, LSTM 256: 88 against 156 us in one
+measurement, 184 against 129 GFLOP/s in benchmarks/gemm_rate.py's lstm_h256_step_b32
+rows), and each gate is a contiguous block of rows.
 
 Equations (``*`` is elementwise, ``σ`` the logistic sigmoid, ``Zx[t] = Wx^T x_t + b``)::
 
