@@ -35,9 +35,9 @@ microseconds however little it computes, so the number of calls per step matters
   step, while they are in cache. (Precomputing them for all T steps at once in large
   arrays was tried: it made the forward pass 60% slower than it saved backward,
   because large elementwise passes run at memory speed, per-step ones at cache speed.)
-- The recurrent weight gradient is one GEMM over all N columns, after one copy of
-  the (T,G,B) gradients into (G,N) rows (``rows``); the backward functions return
-  those rows, which the caller reuses for the bias and input-weight gradients.
+- The backward functions return the gradients w.r.t. the pre-activations as (T,G,B)
+  arrays written over the forward cache, and leave the weight gradients, which need
+  the steps as columns of one matrix, to the caller (model._step_outer).
 - ``train=False`` (validation, sampling) keeps no cache for the backward pass.
 - Everything works in place on buffers allocated once per chunk.
 """
@@ -66,23 +66,11 @@ def rows(A: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(A.transpose(1, 0, 2)).reshape(F, T * B)
 
 
-def unrows(A: np.ndarray, T: int) -> np.ndarray:
-    """(F, T*B) -> (T,F,B), the inverse of ``rows`` (a copy)."""
-    F, N = A.shape
-    return np.ascontiguousarray(A.reshape(F, T, N // T).transpose(1, 0, 2))
-
-
 def _recurrent_weights(Wh: np.ndarray, n_sig: int) -> np.ndarray:
     """Wh^T (G,H), contiguous, with the first n_sig rows (the σ gates) halved."""
     WhT = np.ascontiguousarray(Wh.T)
     WhT[:n_sig] *= 0.5
     return WhT
-
-
-def _recurrent_grad(dR_rows: np.ndarray, hs: np.ndarray) -> np.ndarray:
-    """dWh (H,G) = sum over steps and streams of h_{t-1} dR_t^T, one GEMM."""
-    T = hs.shape[0] - 1
-    return np.ascontiguousarray((dR_rows @ rows(hs[:T]).T).T)  # (G,N)@(N,H) -> (G,H)
 
 
 def _tanh_to_sigmoid_(u: np.ndarray) -> np.ndarray:
@@ -105,12 +93,16 @@ def rnn_forward(Zx, Wh, state, train=True):
         a = np.matmul(WhT, hs[t], out=hs[t + 1])  # (H,H)@(H,B) -> (H,B)
         a += Zx[t]
         np.tanh(a, out=a)
-    return hs, (hs,) if train else None, (hs[T],)
+    return hs, (hs,) if train else None, (hs[T].copy(),)
 
 
 def rnn_backward(dHs, cache, Wh):
     """dHs (T,H,B) is the loss gradient w.r.t. each h_t from above; it is overwritten.
-    Returns dZx as rows (H, T*B) and {"Wh": dWh}."""
+
+    Returns (dZx, dR, extra): dZx (T,G,B) w.r.t. the input pre-activations, dR the
+    gradient w.r.t. Wh^T h_{t-1} (the same array, but for the GRU), from which the
+    caller forms dWh = sum_t h_{t-1} dR_t^T, and the gradients of any other cell
+    parameters (the GRU's bhn)."""
     (hs,) = cache
     T, H, B = dHs.shape
     dZx = dHs  # reuse: dHs[t] is read before dZx[t] is written
@@ -120,8 +112,7 @@ def rnn_backward(dHs, cache, Wh):
         da += dh_next
         da *= 1.0 - hs[t + 1] * hs[t + 1]  # backprop through tanh
         np.matmul(Wh, da, out=dh_next)  # backprop through Wh^T h_{t-1}: (H,H)@(H,B)
-    dZ = rows(dZx)
-    return dZ, {"Wh": _recurrent_grad(dZ, hs)}
+    return dZx, dZx, {}
 
 
 # ---------------------------------------------------------------------------- lstm
@@ -150,13 +141,13 @@ def lstm_forward(Zx, Wh, state, train=True):
         c += np.multiply(i, g, out=ig)
         np.tanh(c, out=tc)
         np.multiply(o, tc, out=hs[t + 1])
-    return hs, (hs, cs, Zx) if train else None, (hs[T], cs[T])
+    return hs, (hs, cs, Zx) if train else None, (hs[T].copy(), cs[T].copy())  # copies: cs can go
 
 
 def lstm_backward(dHs, cache, Wh):
-    """Returns dZx as rows (4H, T*B), computed over the cached activations, and
-    {"Wh": dWh}. tanh(c) is recomputed rather than cached: one (H,B) tanh a step costs
-    less than keeping a (T,H,B) array alive between the passes."""
+    """Returns (dZx, dZx, {}) as rnn_backward does, dZx (T,4H,B) written over the
+    cached activations. tanh(c) is recomputed rather than cached: one (H,B) tanh a
+    step costs less than keeping a (T,H,B) array alive between the passes."""
     hs, cs, acts = cache
     T, H, B = dHs.shape
     G = 4 * H
@@ -194,8 +185,7 @@ def lstm_backward(dHs, cache, Wh):
         np.subtract(1.0, tmp, out=tmp)
         dg *= tmp
         np.matmul(Wh, d, out=dh_next)  # backprop through Wh^T h_{t-1}: (H,4H)@(4H,B)
-    dZ = rows(dA)
-    return dZ, {"Wh": _recurrent_grad(dZ, hs)}
+    return dA, dA, {}
 
 
 # ----------------------------------------------------------------------------- gru
@@ -228,10 +218,12 @@ def gru_forward(Zx, Wh, bhn, state, train=True):
         np.subtract(hs[t], n, out=h)  # h = n + z * (h_prev - n)
         h *= z
         h += n
-    return hs, (hs, hWn, Zx) if train else None, (hs[T],)
+    return hs, (hs, hWn, Zx) if train else None, (hs[T].copy(),)
 
 
 def gru_backward(dHs, cache, Wh):
+    """Returns (dZx, dhW, {"bhn": dbhn}) (see rnn_backward); dhW (T,3H,B) differs
+    from dZx in its n rows, which pass through r."""
     hs, hWn, acts = cache
     T, H, B = dHs.shape
     G = 3 * H
@@ -257,5 +249,4 @@ def gru_backward(dHs, cache, Wh):
         dhW[t, : 2 * H] = dZx[t, : 2 * H]
         np.matmul(Wh, dhW[t], out=dh_next)  # (H,3H)@(3H,B)
         dh_next += dh * z
-    dR = rows(dhW)
-    return rows(dZx), {"Wh": _recurrent_grad(dR, hs), "bhn": dR[2 * H:].sum(axis=1)}
+    return dZx, dhW, {"bhn": dhW[:, 2 * H:].sum(axis=(0, 2))}
