@@ -1,6 +1,6 @@
 """Data parallelism on the CPU's cores: a training step split into independent shards.
 
-Why: a step's matrix products are small, (B,H)x(H,G) per time step, where a 2-thread
+Why: a step's matrix products are small, (G,H)x(H,B) per time step, where a 2-thread
 BLAS call is far from twice as fast as a 1-thread one, and NumPy's elementwise work
 runs on one core whatever BLAS does. The B streams of a chunk are independent until
 the gradients are summed, so the batch is cut into shards that run the whole forward
