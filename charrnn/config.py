@@ -24,7 +24,7 @@ class ModelConfig:
     vocab_size: int = 0         # V, set from the training text
     hidden_size: int = 384      # H
     n_layers: int = 2           # stacked recurrent layers
-    dropout: float = 0.2        # on each layer's output during training, 0 turns it off
+    dropout: float = 0.3        # on each layer's output during training, 0 turns it off
 
     def __post_init__(self):
         if self.cell not in CELLS:
