@@ -46,6 +46,7 @@ MAX_MEMBERS = 4096            # a 64-layer GRU with Adam has ~800 arrays
 ALLOWED_DTYPES = ("<f4", "<f8")
 LATEST, BEST = "latest.npz", "best.npz"
 STEP_FILE = re.compile(r"step-(\d{8,})\.npz")  # --keep-last copies: step-00001500.npz
+TEMP_PREFIXES, TEMP_SUFFIX = (".ckpt-", ".probe-"), ".tmp"  # a save in progress, a writability probe
 
 
 @dataclass
@@ -97,7 +98,7 @@ def save(ckpt: Checkpoint, path: str) -> None:
     arrays.update({f"state/{k}": v for k, v in ckpt.state.items()})
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".ckpt-", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIXES[0], suffix=TEMP_SUFFIX)
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a checkpoint is an ordinary file
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
@@ -168,13 +169,33 @@ def prune_steps(directory: str, keep: int) -> None:
             pass  # a file we cannot delete costs disk space, not progress: go on training
 
 
+def sweep_stale_temps(directory: str) -> list[str]:
+    """Delete the temporary files a killed run left in ``directory`` (a save or a
+    writability probe cut short by SIGKILL or a power cut) and return their names.
+    Only for a caller that holds the directory's lock: then no other run can be
+    writing them."""
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in sorted(names):
+        if name.startswith(TEMP_PREFIXES) and name.endswith(TEMP_SUFFIX):
+            try:
+                os.unlink(os.path.join(directory, name))
+                removed.append(name)
+            except OSError:
+                pass
+    return removed
+
+
 def check_writable(directory: str) -> None:
 
     """Create ``directory`` if needed and prove a file can be written there, before any
     training time is spent."""
     try:
         os.makedirs(directory, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=directory, prefix=".probe-", suffix=".tmp")
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIXES[1], suffix=TEMP_SUFFIX)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:

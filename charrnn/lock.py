@@ -34,6 +34,7 @@ class RunLock:
         self.warn = warn
         self._file = None
         self._created_dir = False
+        self.exclusive = False  # True once this run alone holds the directory
 
     def __enter__(self) -> "RunLock":
         try:
@@ -62,6 +63,7 @@ class RunLock:
         self._file.truncate()
         self._file.write(f"{os.getpid()}\n")
         self._file.flush()
+        self.exclusive = True
         return self
 
     def _holder(self) -> str:

@@ -97,3 +97,24 @@ def test_a_locked_directory_is_refused_unless_forced(runner, corpora, tmp_path):
 def test_resume_path_with_several_corpora_is_a_usage_error(runner, corpora, tmp_path):
     result = runner.invoke(cli, ["train", str(corpora[0]), str(corpora[2]), "--resume", "x.npz", *TINY])
     assert result.exit_code == 2 and "--resume PATH names one checkpoint" in result.stderr
+
+
+def test_temp_files_of_a_killed_save_are_swept_only_by_the_lock_holder(runner, corpora, tmp_path):
+    """A SIGKILL during a save leaves .ckpt-*.tmp behind. The next run that holds the
+    directory's lock removes it; a run forced in beside a live one must not, since the
+    file may be that run's save in progress."""
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    stale = [ck / ".ckpt-x1y2.tmp", ck / ".probe-abc.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a checkpoint")
+    keep = ck / "notes.tmp"  # not one of ours
+    keep.write_text("mine")
+    with RunLock(str(ck)):
+        forced = runner.invoke(cli, ["train", str(corpora[0]), "--checkpoint-dir", str(ck), *TINY, "--force"])
+    assert forced.exit_code == 0 and all(p.exists() for p in stale)
+    result = runner.invoke(cli, ["train", str(corpora[0]), "--checkpoint-dir", str(ck), *TINY,
+                                "--resume", "--max-steps", "12"])
+    assert result.exit_code == 0, result.output
+    assert not any(p.exists() for p in stale) and keep.read_text() == "mine"
+    assert "removed .ckpt-x1y2.tmp, left by an interrupted save" in result.stderr

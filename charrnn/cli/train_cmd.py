@@ -135,7 +135,10 @@ def train(ctx, files, encoding, checkpoint_dir, resume, concat, force, as_json, 
     results = []
     for job in jobs:  # one corpus failing must not stop the others: report it and go on
         try:
-            with RunLock(job.directory, force, warn=lambda s: click.echo(s, err=True)):
+            with RunLock(job.directory, force, warn=lambda s: click.echo(s, err=True)) as lock:
+                if lock.exclusive:  # what a killed run left half-written
+                    for name in C.sweep_stale_temps(job.directory):
+                        report(f"removed {name}, left by an interrupted save")
                 if job.sources:
                     B.join_files(job.sources, encoding, job.path)
                     job_encoding = "utf-8"  # join_files wrote UTF-8
