@@ -36,8 +36,9 @@ microseconds however little it computes, so the number of calls per step matters
   arrays was tried: it made the forward pass 60% slower than it saved backward,
   because large elementwise passes run at memory speed, per-step ones at cache speed.)
 - The backward functions return the gradients w.r.t. the pre-activations as (T,G,B)
-  arrays written over the forward cache, and leave the weight gradients, which need
-  the steps as columns of one matrix, to the caller (model._step_outer).
+  arrays (the RNN's and LSTM's written over arrays they no longer need), and leave
+  the weight gradients, which need the steps as columns of one matrix, to the
+  caller (model._step_outer).
 - ``train=False`` (validation, sampling) keeps no cache for the backward pass.
 - Everything works in place on buffers allocated once per chunk.
 """
