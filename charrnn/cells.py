@@ -81,6 +81,42 @@ def _tanh_to_sigmoid_(u: np.ndarray) -> np.ndarray:
     return u
 
 
+def lstm_step(a, c_prev, c, h, tmp):
+    """The LSTM's elementwise step, shared by training (cells) and generation (stepper).
+
+    a (4H,K) holds Zx[t] + Wh^T h_{t-1}, σ rows halved, and becomes the gates [i,f,o,g].
+    Writes c_t into ``c`` and h_t into ``h``; ``c`` may be ``c_prev`` (generation keeps
+    one state buffer). tmp is (H,K) scratch."""
+    H = a.shape[0] // 4
+    np.tanh(a, out=a)
+    _tanh_to_sigmoid_(a[: 3 * H])
+    i, f, o, g = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
+    np.multiply(f, c_prev, out=c)
+    c += np.multiply(i, g, out=tmp)
+    np.tanh(c, out=h)
+    h *= o
+
+
+def gru_step(a, hW, bhn, h_prev, h, hWn, tmp):
+    """The GRU's elementwise step, shared by training (cells) and generation (stepper).
+
+    a (3H,K) holds Zx[t] (σ rows halved) and becomes [r, z, n]; hW (3H,K) is
+    Wh^T h_{t-1} (σ rows halved). Writes Wh_n^T h_{t-1} + bhn into ``hWn`` (which may be
+    hW's n rows) and h_t into ``h`` (which may be ``h_prev``). bhn is (H,1), tmp (H,K)."""
+    H = a.shape[0] // 3
+    rz = a[: 2 * H]
+    rz += hW[: 2 * H]
+    np.tanh(rz, out=rz)
+    _tanh_to_sigmoid_(rz)
+    r, z, n = a[:H], a[H:2 * H], a[2 * H:]
+    np.add(hW[2 * H:], bhn, out=hWn)
+    n += np.multiply(r, hWn, out=tmp)
+    np.tanh(n, out=n)
+    np.subtract(h_prev, n, out=h)  # h = n + z * (h_prev - n)
+    h *= z
+    h += n
+
+
 # ----------------------------------------------------------------------------- rnn
 
 def rnn_forward(Zx, Wh, state, train=True):
@@ -130,18 +166,10 @@ def lstm_forward(Zx, Wh, state, train=True):
     hs[0], cs[0] = h0, c0
     hW = np.empty((G, B), dtype=Zx.dtype)
     ig = np.empty((H, B), dtype=Zx.dtype)
-    tc = np.empty((H, B), dtype=Zx.dtype)
     for t in range(T):
         a = Zx[t]
         a += np.matmul(WhT, hs[t], out=hW)  # (4H,H)@(H,B) -> (4H,B)
-        np.tanh(a, out=a)
-        _tanh_to_sigmoid_(a[: 3 * H])
-        i, f, o, g = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
-        c = cs[t + 1]
-        np.multiply(f, cs[t], out=c)
-        c += np.multiply(i, g, out=ig)
-        np.tanh(c, out=tc)
-        np.multiply(o, tc, out=hs[t + 1])
+        lstm_step(a, cs[t], cs[t + 1], hs[t + 1], ig)
     return hs, (hs, cs, Zx) if train else None, (hs[T].copy(), cs[T].copy())  # copies: cs can go
 
 
@@ -205,20 +233,8 @@ def gru_forward(Zx, Wh, bhn, state, train=True):
     hW = np.empty((G, B), dtype=Zx.dtype)
     rh = np.empty((H, B), dtype=Zx.dtype)
     for t in range(T):
-        a = Zx[t]
         np.matmul(WhT, hs[t], out=hW)  # (3H,H)@(H,B) -> (3H,B)
-        rz = a[: 2 * H]
-        rz += hW[: 2 * H]
-        np.tanh(rz, out=rz)
-        _tanh_to_sigmoid_(rz)
-        r, z, n = a[:H], a[H:2 * H], a[2 * H:]
-        np.add(hW[2 * H:], bhn, out=hWn[t])
-        n += np.multiply(r, hWn[t], out=rh)
-        np.tanh(n, out=n)
-        h = hs[t + 1]
-        np.subtract(hs[t], n, out=h)  # h = n + z * (h_prev - n)
-        h *= z
-        h += n
+        gru_step(Zx[t], hW, bhn, hs[t], hs[t + 1], hWn[t], rh)
     return hs, (hs, hWn, Zx) if train else None, (hs[T].copy(),)
 
 

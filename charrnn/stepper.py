@@ -15,15 +15,15 @@ out once for that:
 - The σ-gate rows are pre-halved so one tanh serves all gates (σ(x) = 0.5 tanh(x/2)
   + 0.5, as in cells.py), and every buffer is allocated once.
 
-The equations are those of cells.py; ``tests/test_stepper.py`` checks the outputs
-against ``model.forward``.
+The elementwise step of each cell is cells.lstm_step / cells.gru_step, the code
+training runs; ``tests/test_stepper.py`` checks the outputs against ``model.forward``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from charrnn.cells import gate_scale
+from charrnn.cells import gate_scale, gru_step, lstm_step
 from charrnn.config import ModelConfig
 
 
@@ -89,38 +89,10 @@ class Stepper:
                 np.matmul(self.WT[k], hb[(k - 1) * H:(k + 1) * H], out=a)  # (G,2H)@(2H,K)
                 a += self.b[k]
             if self.gru:
-                self._gru(a, hW, h, self.bhn[k])
+                gru_step(a, hW, self.bhn[k], h, h, hW[2 * H:], self.tmp)
             elif self.c is not None:
-                self._lstm(a, h, self.c[k])
+                lstm_step(a, self.c[k], self.c[k], h, self.tmp)
             else:
                 np.tanh(a, out=h)
         np.matmul(self.WyT, hb[-H - 1:], out=self.logits)  # [Why; by]^T @ [h; 1]
         return self.logits.T
-
-    def _lstm(self, a, h, c):
-        H = self.cfg.hidden_size
-        np.tanh(a, out=a)
-        sig = a[:3 * H]
-        sig *= 0.5
-        sig += 0.5
-        i, f, o, g = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
-        c *= f
-        c += np.multiply(i, g, out=self.tmp)
-        np.tanh(c, out=h)
-        h *= o
-
-    def _gru(self, a, hW, h, bhn):
-        H = self.cfg.hidden_size
-        rz = a[:2 * H]
-        rz += hW[:2 * H]
-        np.tanh(rz, out=rz)
-        rz *= 0.5
-        rz += 0.5
-        r, z, n = a[:H], a[H:2 * H], a[2 * H:]
-        hWn = hW[2 * H:]
-        hWn += bhn
-        n += np.multiply(r, hWn, out=self.tmp)
-        np.tanh(n, out=n)
-        h -= n  # h = n + z * (h_prev - n)
-        h *= z
-        h += n
