@@ -181,10 +181,16 @@ def load_corpus(path: str, encoding: str = "utf-8", vocab: Vocab | None = None):
     return ids, vocab
 
 
+def held_out_start(n_chars: int, val_frac: float) -> int:
+    """Index of the first validation character of an n_chars text: the last val_frac
+    is held out. charrnn eval --held-out cuts a file here too."""
+    return n_chars - int(round(n_chars * val_frac))
+
+
 def split(ids: np.ndarray, val_frac: float):
     """Train on the first (1 - val_frac) of the text, validate on the rest (views, no copy)."""
-    n_val = int(round(len(ids) * val_frac))
-    return ids[: len(ids) - n_val], ids[len(ids) - n_val:]
+    start = held_out_start(len(ids), val_frac)
+    return ids[:start], ids[start:]
 
 
 class Streams:

@@ -62,11 +62,6 @@ def count_chars(path: str, encoding: str = "utf-8") -> int:
     return sum(len(piece) for piece in D.iter_text(path, encoding))
 
 
-def held_out_start(n_chars: int, val_frac: float) -> int:
-    """Index of the first validation character, exactly as data.split cuts the text."""
-    return n_chars - int(round(n_chars * val_frac))
-
-
 def score_file(params, cfg, vocab: D.Vocab, path: str, encoding: str = "utf-8",
                start: int = 0) -> Score:
     """Score every character of ``path`` from index ``start`` on; the characters before
@@ -120,7 +115,7 @@ def score_file(params, cfg, vocab: D.Vocab, path: str, encoding: str = "utf-8",
 def score(ckpt, path: str, encoding: str = "utf-8", held_out: bool = False) -> Score:
     """Score ``path`` under checkpoint ``ckpt``; with ``held_out`` only the last
     val_frac of it, the part its training held out when ``path`` is its corpus."""
-    start = held_out_start(count_chars(path, encoding), ckpt.train_cfg.val_frac) if held_out else 0
+    start = D.held_out_start(count_chars(path, encoding), ckpt.train_cfg.val_frac) if held_out else 0
     result = score_file(ckpt.params, ckpt.model_cfg, ckpt.vocab, path, encoding, start)
     result.held_out = held_out
     return result
