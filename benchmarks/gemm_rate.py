@@ -91,7 +91,10 @@ def rate_table(shapes=None, repeats=5, min_time=0.3):
 
 def _blas_info():
     # Which BLAS numpy uses, so results are comparable.
-    cfg = np.show_config(mode="dicts") if "mode" in np.show_config.__code__.co_varnames else None
+    try:
+        cfg = np.show_config(mode="dicts")
+    except TypeError:  # NumPy before 1.26 only prints it
+        return None
     return (cfg or {}).get("Build Dependencies", {}).get("blas")
 
 
