@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from charrnn import __version__
+from charrnn.data import file_sha256
 from charrnn.errors import DataError, UsageError
 
 CATALOGUE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "catalogue.json")
@@ -54,14 +55,6 @@ def lookup(name: str, path: str = "") -> Corpus:
     return corpora[name]
 
 
-def sha256_of(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(BLOCK), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def fetch(corpus: Corpus, dest_dir: str, mirror: str | None = None, force: bool = False,
           progress: Callable[[int], None] = lambda n: None) -> tuple[str, str]:
     """Put ``corpus`` into ``dest_dir``, from ``mirror`` (a directory) if given, else
@@ -69,7 +62,7 @@ def fetch(corpus: Corpus, dest_dir: str, mirror: str | None = None, force: bool 
     ``progress`` is called with the number of bytes of each block received."""
     dest = os.path.join(dest_dir, corpus.file)
     if os.path.isfile(dest):
-        if sha256_of(dest) == corpus.sha256:
+        if file_sha256(dest) == corpus.sha256:
             return dest, "present"
         if not force:
             raise DataError(f"{dest} exists but is not the catalogue's {corpus.name} (its sha256 differs); "

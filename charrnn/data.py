@@ -12,6 +12,7 @@ encoding; a UTF-8 byte-order mark at the very start is dropped; Windows line end
 from __future__ import annotations
 
 import codecs
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -179,6 +180,15 @@ def load_corpus(path: str, encoding: str = "utf-8", vocab: Vocab | None = None):
     if pos != n:  # the file changed between the passes
         raise DataError(f"{path} changed while it was being read")
     return ids, vocab
+
+
+def file_sha256(path: str) -> str:
+    """The SHA-256 of a file's bytes, read a block at a time: what identifies a corpus."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(READ_BYTES), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def held_out_start(n_chars: int, val_frac: float) -> int:

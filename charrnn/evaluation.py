@@ -2,8 +2,8 @@
 
 The file is streamed: it is read piece by piece and scored in blocks of BLOCK_CHARS
 characters, each block carrying the end of the previous one as context, so memory stays
-bounded whatever the file's size. Scoring itself is the trainer's validation
-(train.evaluate): parallel streams with carried state and a warm-up, so evaluating the
+bounded whatever the file's size. Scoring (``evaluate``) is also the trainer's
+validation: parallel streams with carried state and a warm-up, so evaluating the
 held-out part of a training corpus reproduces the validation loss of its checkpoint.
 
 Characters outside the model's vocabulary cannot be fed to the model nor predicted by
@@ -23,11 +23,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from charrnn import data as D
-from charrnn import train as T
+from charrnn import model as M
 from charrnn.errors import DataError
 
-BLOCK_CHARS = 1 << 20            # characters scored per train.evaluate call
-CONTEXT_CHARS = T.EVAL_WARMUP + 1  # all the scoring streams can use of the text before a block
+EVAL_STREAMS = 64     # streams used to score a text
+EVAL_CHUNK = 64       # steps per forward call while scoring: memory is EVAL_STREAMS x this
+EVAL_WARMUP = 128     # characters each scoring stream reads before it is scored
+BLOCK_CHARS = 1 << 20            # characters scored per evaluate call
+CONTEXT_CHARS = EVAL_WARMUP + 1  # all the scoring streams can use of the text before a block
 
 
 @dataclass
@@ -58,6 +61,20 @@ class Score:
                 "unknown": self.unknown}
 
 
+def evaluate(params, cfg, ids: np.ndarray, n_context: int = 1) -> tuple[float, int]:
+    """Summed loss (nats) of predicting every character of ids[n_context:] from all that
+    precedes it, and how many characters that is, in EVAL_STREAMS streams with carried
+    state and a warm-up (data.eval_chunks)."""
+    state = None
+    total, count = 0.0, 0
+    for x, y, mask in D.eval_chunks(ids, n_context, EVAL_STREAMS, EVAL_WARMUP, EVAL_CHUNK):
+        if state is None:
+            state = M.init_state(cfg, x.shape[0], params["Why"].dtype)
+        nll, n, state = M.sequence_nll(params, cfg, x, y, state, mask)
+        total, count = total + nll, count + n
+    return total, count
+
+
 def count_chars(path: str, encoding: str = "utf-8") -> int:
     return sum(len(piece) for piece in D.iter_text(path, encoding))
 
@@ -77,10 +94,10 @@ def score_file(params, cfg, vocab: D.Vocab, path: str, encoding: str = "utf-8",
         nonlocal context, total, scored
         n_context = max(len(context), 1)  # nothing predicts the file's first character
         seq = np.concatenate([context, ids])
-        n_targets = len(seq) - n_context
-        if n_targets > 0:
-            total += T.evaluate(params, cfg, seq, n_context) * n_targets
-            scored += n_targets
+        if len(seq) > n_context:
+            nll, n = evaluate(params, cfg, seq, n_context)
+            total += nll
+            scored += n
         context = seq[-CONTEXT_CHARS:]
 
     for piece in D.iter_text(path, encoding):
@@ -129,4 +146,4 @@ def training_corpus(ckpt, checkpoint_path: str) -> tuple[str, str, bool]:
     if not path or not os.path.isfile(path):
         raise DataError(f"{checkpoint_path} was trained on {path or 'an unrecorded file'}, which is not "
                         f"there any more; pass the text to evaluate as FILE")
-    return path, corpus.get("encoding") or "utf-8", corpus.get("sha256") in (None, T.file_sha256(path))
+    return path, corpus.get("encoding") or "utf-8", corpus.get("sha256") in (None, D.file_sha256(path))

@@ -9,7 +9,6 @@ the run it came from bit for bit. No click here: the CLI passes in how to report
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import math
 import os
@@ -23,6 +22,7 @@ import numpy as np
 
 from charrnn import checkpoint as C
 from charrnn import data as D
+from charrnn import evaluation as E
 from charrnn import model as M
 from charrnn import optim
 from charrnn.config import ModelConfig, TrainConfig
@@ -30,9 +30,6 @@ from charrnn.memory import keep_freed_memory
 from charrnn.parallel import ShardRunner
 from charrnn.errors import CheckpointError, ConfigError, DataError, Interrupted, TrainingDiverged, UsageError
 
-EVAL_STREAMS = 64     # streams used to score the validation text
-EVAL_CHUNK = 64       # steps per forward call while scoring: memory is EVAL_STREAMS x this
-EVAL_WARMUP = 128     # characters each scoring stream reads before it is scored
 SMOOTHING = 0.98      # smoothed_loss = 0.98 * smoothed_loss + 0.02 * loss
 METRICS = "metrics.jsonl"
 
@@ -67,14 +64,6 @@ class Run:
     notes: list = field(default_factory=list)  # things the user should know, reported when training starts
 
 
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def prepare(path: str, model_cfg: dict, train_cfg: TrainConfig, checkpoint_dir: str,
             encoding: str = "utf-8", vocab: D.Vocab | None = None) -> Run:
     """Read the corpus, fix the vocabulary and validate that it can be trained on."""
@@ -92,8 +81,8 @@ def prepare(path: str, model_cfg: dict, train_cfg: TrainConfig, checkpoint_dir: 
                         f"{train_cfg.val_frac} (that rounds to none); raise --val-frac or use a longer text")
     cfg = ModelConfig(**{**model_cfg, "vocab_size": vocab.size})
     corpus = {"path": os.path.abspath(path), "name": os.path.basename(path), "chars": int(len(ids)),
-              "sha256": file_sha256(path), "encoding": encoding}
-    n_context = min(len(train_ids), EVAL_WARMUP + 1)
+              "sha256": D.file_sha256(path), "encoding": encoding}
+    n_context = min(len(train_ids), E.EVAL_WARMUP + 1)
     context_and_val = ids[len(train_ids) - n_context:]
     run = Run(cfg, train_cfg, vocab, train_ids, context_and_val, checkpoint_dir, corpus, n_context)
     if vocab.size == 1:  # trains fine (the loss is exactly 0), but the user probably meant another file
@@ -264,19 +253,6 @@ def train_step(run: Run, st: TrainState, streams: D.Streams) -> float:
     return loss
 
 
-def evaluate(params, cfg: ModelConfig, ids: np.ndarray, n_context: int = 1) -> float:
-    """Mean loss (nats/char) of predicting every character of ids[n_context:] from all
-    that precedes it, in EVAL_STREAMS streams with carried state and a warm-up."""
-    state = None
-    total, count = 0.0, 0
-    for x, y, mask in D.eval_chunks(ids, n_context, EVAL_STREAMS, EVAL_WARMUP, EVAL_CHUNK):
-        if state is None:
-            state = M.init_state(cfg, x.shape[0], params["Why"].dtype)
-        nll, n, state = M.sequence_nll(params, cfg, x, y, state, mask)
-        total, count = total + nll, count + n
-    return total / max(count, 1)
-
-
 class _StopFlag:
     """Turns SIGINT/SIGTERM into a flag checked between steps, so that a signal never
     lands in the middle of an update and a second Ctrl-C cannot interrupt a save."""
@@ -395,7 +371,8 @@ def train(run: Run, st: TrainState, report: Callable[[str], None] = lambda s: No
         for name, p in st.params.items():  # C.save would refuse them; say what happened instead
             if not np.all(np.isfinite(p)):
                 raise TrainingDiverged(f"parameter {name} became NaN or infinite by step {st.step}")
-        val = evaluate(st.params, run.model_cfg, run.val_ids, run.n_context)
+        total, count = E.evaluate(st.params, run.model_cfg, run.val_ids, run.n_context)
+        val = total / max(count, 1)
         st.last_val = val
         improved = st.best_val is None or val < st.best_val
         if improved:

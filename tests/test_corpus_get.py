@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from charrnn import catalogue
+from charrnn.data import file_sha256
 from charrnn.cli import cli
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
@@ -130,4 +131,4 @@ def test_mirror_from_shared_corpora_via_environment(runner, tmp_path):
                            env={"CHARRNN_CORPUS_MIRROR": str(SHARED)})
     assert result.exit_code == 0, result.output
     assert result.stdout.split() == [str(dest / "names.txt"), str(dest / "tinyshakespeare.txt")]
-    assert catalogue.sha256_of(dest / "tinyshakespeare.txt") == catalogue.lookup("tinyshakespeare").sha256
+    assert file_sha256(dest / "tinyshakespeare.txt") == catalogue.lookup("tinyshakespeare").sha256
