@@ -1,32 +1,39 @@
-"""PyTorch CPU reference for charrnn's training and sampling throughput.
+"""PyTorch CPU reference for charrnn: training throughput, training quality, sampling.
 
 Optional comparison only: charrnn never imports this, and torch is never a
 dependency. Install it just for the comparison with ``pip install torch==2.13.0``.
 
-The model mirrors charrnn's design: Embedding(V, H) -> stacked RNN/LSTM/GRU(H, H)
--> Linear(H, V), float32, Adam lr 2e-3, global-norm clipping at 5, cross-entropy.
+The model is charrnn's model built from PyTorch's layers: Embedding(V, V) ->
+stacked RNN/LSTM/GRU with input size V -> Linear(H, V), float32, Adam, global-norm
+clipping at 5, cross-entropy (``--inputs`` gives the variants; see _build_model).
 Data: the ids are cut into ``batch`` contiguous streams; each step trains on the
 next ``seq_len`` window of every stream with the hidden state carried over
-(detached: truncated BPTT), wrapping to the start of the streams at the end.
+(detached: truncated BPTT), reset at the start of each pass.
 
 Script use (prints one JSON object; exit 3 if torch is missing):
     python benchmarks/torch_reference.py --corpus PATH --cell lstm --hidden 256 \
         --layers 2 --batch 64 --seq-len 64 --steps 30 --threads 2 [--repeats 3]
+    python benchmarks/torch_reference.py --mode quality --corpus PATH --hidden 384 \
+        --dropout 0.25 --lr 3e-3 --time-limit 600        # best validation loss in a budget
     python benchmarks/torch_reference.py --mode sample --sample-chars 2000
 The environment's OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE do not matter to torch's
-MKL kernels, but are echoed in the output so runs can be told apart.
+own kernels (ATEN_CPU_CAPABILITY=avx2 makes it use its AVX2 ones), but all three are
+echoed in the output so runs can be told apart.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
 import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 CELLS = ("rnn", "lstm", "gru")
 MISSING = "PyTorch is not installed; pip install torch==2.13.0 for the comparison"
@@ -45,26 +52,49 @@ def _torch():
     return torch
 
 
-def _build_model(torch, vocab_size, cell, hidden, layers, dropout):
+INPUTS = ("embed-v", "onehot", "embed-h")
+
+
+def _build_model(torch, vocab_size, cell, hidden, layers, dropout, inputs="embed-v"):
+    """The reference network. ``inputs`` says what feeds the first recurrent layer:
+
+    - embed-v: Embedding(V, V) -> RNN with input size V. The same function as charrnn's
+      model, whose first layer is a (V, G) lookup (char-rnn's one-hot input); the
+      default, so that both do the same work.
+    - onehot: one-hot vectors -> RNN with input size V: the same function again,
+      without the extra (V, V) factor.
+    - embed-h: Embedding(V, H) -> RNN with input size H, which also runs an (H, G)
+      input product per character of the first layer that charrnn's model does not
+      have. Reported only as a labelled variant.
+
+    ``dropout`` applies between layers (nn.LSTM's own) and before the output layer,
+    as charrnn drops out every layer's output."""
     nn = torch.nn
     if cell not in CELLS:
         raise ValueError(f"cell must be one of {CELLS}, got {cell!r}")
+    if inputs not in INPUTS:
+        raise ValueError(f"inputs must be one of {INPUTS}, got {inputs!r}")
     rnn_cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
     kwargs = {"nonlinearity": "tanh"} if cell == "rnn" else {}
-    # torch applies RNN dropout only between layers (and warns if layers == 1).
-    drop = dropout if layers > 1 else 0.0
+    drop = dropout if layers > 1 else 0.0  # torch warns about dropout with one layer
+    in_size = hidden if inputs == "embed-h" else vocab_size
 
     class CharModel(nn.Module):
         def __init__(self):
             super().__init__()
-            self.emb = nn.Embedding(vocab_size, hidden)
-            self.rnn = rnn_cls(hidden, hidden, num_layers=layers, dropout=drop,
+            self.emb = None if inputs == "onehot" else nn.Embedding(vocab_size, in_size)
+            self.rnn = rnn_cls(in_size, hidden, num_layers=layers, dropout=drop,
                                batch_first=False, **kwargs)
+            self.drop = nn.Dropout(dropout)
             self.head = nn.Linear(hidden, vocab_size)
 
         def forward(self, x, state=None):  # x: (T, B) int64
-            out, state = self.rnn(self.emb(x), state)
-            return self.head(out), state
+            if self.emb is None:
+                inp = torch.nn.functional.one_hot(x, vocab_size).float()
+            else:
+                inp = self.emb(x)
+            out, state = self.rnn(inp, state)
+            return self.head(self.drop(out)), state
 
     return CharModel()
 
@@ -78,7 +108,7 @@ def _detach(state):
 
 
 def torch_train_throughput(text_ids, vocab_size, cell, hidden, layers, batch, seq_len,
-                           steps, warmup=3, threads=2, dropout=0.0, seed=0):
+                           steps, warmup=3, threads=2, dropout=0.0, seed=0, inputs="embed-v"):
     """Train the reference model for ``warmup + steps`` steps; time the last ``steps``."""
     torch = _torch()
     ids = np.asarray(text_ids)
@@ -97,7 +127,7 @@ def torch_train_throughput(text_ids, vocab_size, cell, hidden, layers, batch, se
     streams = ids[:batch * stream_len].astype(np.int64).reshape(batch, stream_len)
     data = torch.from_numpy(np.ascontiguousarray(streams.T))
 
-    model = _build_model(torch, vocab_size, cell, hidden, layers, dropout)
+    model = _build_model(torch, vocab_size, cell, hidden, layers, dropout, inputs)
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -128,7 +158,7 @@ def torch_train_throughput(text_ids, vocab_size, cell, hidden, layers, batch, se
         loss = step()
     seconds = time.perf_counter() - t0
     return {"impl": "torch", "torch_version": torch.__version__, "threads": threads,
-            "cell": cell, "hidden": hidden, "layers": layers, "batch": batch,
+            "inputs": inputs, "cell": cell, "hidden": hidden, "layers": layers, "batch": batch,
             "seq_len": seq_len, "steps": steps, "seconds": seconds,
             "chars_per_s": batch * seq_len * steps / seconds,
             "final_loss": float(loss.item())}
@@ -168,6 +198,106 @@ def torch_sample_throughput(vocab_size=65, cell="lstm", hidden=256, layers=2,
             "chars_per_s": n_chars / seconds}
 
 
+def torch_train_quality(ids, vocab_size, cell="lstm", hidden=384, layers=2, batch=64, seq_len=64,
+                        dropout=0.25, lr=3e-3, min_lr_frac=0.05, clip=5.0, val_frac=0.1,
+                        time_limit=600.0, max_steps=0, eval_every=500, threads=2, seed=0,
+                        inputs="embed-v", log=None):
+    """Train the reference model the way ``charrnn train`` trains, and validate it the
+    way charrnn validates, so that the two best validation losses can be compared.
+
+    - Data: the first (1 - val_frac) of the text, as ``batch`` contiguous streams read
+      ``seq_len`` characters at a time, state carried (detached) and reset to zero at
+      the start of each pass, as charrnn.data.Streams lays them out.
+    - Schedule: Adam, cosine decay from ``lr`` to ``lr * min_lr_frac`` over the run's
+      length: ``max_steps``, or ``time_limit`` seconds counted on training steps only
+      (validation pauses the clock), whichever ends first. Clipping at global norm ``clip``.
+    - Validation: every character of the last val_frac, with charrnn's own layout
+      (charrnn.data.eval_chunks: 64 streams, 128 characters of warm-up each, state
+      carried), every ``eval_every`` steps and at the end; nats per character.
+    Returns a summary dict; each evaluation is also passed to ``log`` as a dict.
+    """
+    torch = _torch()
+    from charrnn import data as D
+    from charrnn import evaluation as E
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    ids = np.asarray(ids)
+    start = D.held_out_start(len(ids), val_frac)
+    train_ids = ids[:start]
+    n_context = min(start, E.EVAL_WARMUP + 1)
+    val_ids = ids[start - n_context:]
+    streams = D.Streams(train_ids, batch, seq_len)
+    data = torch.from_numpy(np.ascontiguousarray(streams.data.T.astype(np.int64)))  # (L, B)
+    model = _build_model(torch, vocab_size, cell, hidden, layers, dropout, inputs)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def validate():
+        model.eval()
+        total, count, state = 0.0, 0, None
+        with torch.no_grad():
+            for x, y, mask in D.eval_chunks(val_ids, n_context, E.EVAL_STREAMS, E.EVAL_WARMUP,
+                                            E.EVAL_CHUNK):
+                xt = torch.from_numpy(np.ascontiguousarray(x.T.astype(np.int64)))
+                yt = torch.from_numpy(np.ascontiguousarray(y.T.astype(np.int64)))
+                logits, state = model(xt, state)
+                nll = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab_size), yt.reshape(-1),
+                                                        reduction="none").reshape(yt.shape)
+                m = torch.from_numpy(np.ascontiguousarray(mask.T))
+                total += float(nll[m].double().sum())
+                count += int(m.sum())
+        model.train()
+        return total / count
+
+    def lr_at(step, elapsed):
+        fractions = [step / max_steps] if max_steps else []
+        if time_limit:
+            fractions.append(elapsed / time_limit)
+        progress = min(1.0, max(fractions, default=0.0))
+        floor = lr * min_lr_frac
+        return floor + 0.5 * (lr - floor) * (1.0 + math.cos(math.pi * progress))
+
+    model.train()
+    state, chunk, step, elapsed, best, evals = None, 0, 0, 0.0, None, []
+    smoothed = None
+    while not ((max_steps and step >= max_steps) or (time_limit and elapsed >= time_limit)):
+        t0 = time.perf_counter()
+        if chunk >= streams.chunks_per_epoch:
+            chunk, state = 0, None
+        x = data[chunk * seq_len:(chunk + 1) * seq_len]
+        y = data[chunk * seq_len + 1:(chunk + 1) * seq_len + 1]
+        chunk += 1
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, elapsed)
+        logits, state = model(x, state)
+        state = _detach(state)
+        loss = loss_fn(logits.reshape(-1, vocab_size), y.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+        step += 1
+        value = float(loss.item())
+        smoothed = value if smoothed is None else 0.98 * smoothed + 0.02 * value
+        elapsed += time.perf_counter() - t0
+        done = (max_steps and step >= max_steps) or (time_limit and elapsed >= time_limit)
+        if step % eval_every == 0 or done:
+            val = validate()
+            best = val if best is None else min(best, val)
+            record = {"step": step, "elapsed": round(elapsed, 2), "train_loss": round(smoothed, 4),
+                      "val_loss": round(val, 4), "chars_per_s": round(step * batch * seq_len / elapsed)}
+            evals.append(record)
+            if log is not None:
+                log(record)
+    return {"impl": "torch", "mode": "quality", "torch_version": torch.__version__, "threads": threads,
+            "inputs": inputs, "cell": cell, "hidden": hidden, "layers": layers, "dropout": dropout,
+            "lr": lr, "min_lr_frac": min_lr_frac, "batch": batch, "seq_len": seq_len, "clip": clip,
+            "time_limit": time_limit, "max_steps": max_steps, "steps": step,
+            "train_seconds": round(elapsed, 2), "chars_per_s": round(step * batch * seq_len / elapsed, 1),
+            "best_val_loss": best, "evals": evals}
+
+
 def encode_corpus(path):
     """Read UTF-8 text, build the sorted-char vocabulary, return (ids, vocab)."""
     with open(path, encoding="utf-8") as fh:
@@ -182,36 +312,58 @@ def encode_corpus(path):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--mode", choices=("train", "sample"), default="train")
-    p.add_argument("--corpus", help="UTF-8 text file (required for --mode train)")
+    p.add_argument("--mode", choices=("train", "sample", "quality"), default="train")
+    p.add_argument("--corpus", help="UTF-8 text file (required for --mode train and quality)")
     p.add_argument("--cell", choices=CELLS, default="lstm")
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--inputs", choices=INPUTS, default="embed-v",
+                   help="what feeds the first layer (see _build_model); embed-v is charrnn's model")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--seq-len", type=int, default=64)
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--dropout", type=float, default=None,
+                   help="default 0 for --mode train, 0.25 for --mode quality")
     p.add_argument("--repeats", type=int, default=1,
                    help="independent timed runs; chars_per_s reports their median")
     p.add_argument("--sample-chars", type=int, default=2000)
     p.add_argument("--vocab-size", type=int, default=65,
                    help="vocabulary for --mode sample without --corpus")
+    q = p.add_argument_group("--mode quality")
+    q.add_argument("--lr", type=float, default=3e-3)
+    q.add_argument("--min-lr-frac", type=float, default=0.05)
+    q.add_argument("--clip", type=float, default=5.0)
+    q.add_argument("--val-frac", type=float, default=0.1)
+    q.add_argument("--time-limit", type=float, default=600.0, help="seconds of training; 0: none")
+    q.add_argument("--max-steps", type=int, default=0)
+    q.add_argument("--eval-every", type=int, default=500)
+    q.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    if a.mode == "train" and not a.corpus:
-        p.error("--corpus is required for --mode train")
+    if a.mode in ("train", "quality") and not a.corpus:
+        p.error(f"--corpus is required for --mode {a.mode}")
     ids, vocab_size = None, a.vocab_size
     if a.corpus:
         ids, vocab = encode_corpus(a.corpus)
         vocab_size = len(vocab)
+    env = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "ATEN_CPU_CAPABILITY")}
     try:
+        if a.mode == "quality":
+            result = torch_train_quality(
+                ids, vocab_size, a.cell, a.hidden, a.layers, a.batch, a.seq_len,
+                0.25 if a.dropout is None else a.dropout, a.lr, a.min_lr_frac, a.clip, a.val_frac,
+                a.time_limit, a.max_steps, a.eval_every, a.threads, a.seed, a.inputs,
+                log=lambda r: print(json.dumps(r), file=sys.stderr, flush=True))
+            print(json.dumps(dict(result, env=env)))
+            return 0
         runs = []
         for _ in range(a.repeats):
             if a.mode == "train":
                 runs.append(torch_train_throughput(
                     ids, vocab_size, a.cell, a.hidden, a.layers, a.batch, a.seq_len,
-                    a.steps, warmup=a.warmup, threads=a.threads, dropout=a.dropout))
+                    a.steps, warmup=a.warmup, threads=a.threads, dropout=a.dropout or 0.0,
+                    inputs=a.inputs))
             else:
                 runs.append(torch_sample_throughput(
                     vocab_size, a.cell, a.hidden, a.layers, n_chars=a.sample_chars,
@@ -221,8 +373,7 @@ def main(argv=None):
         return 3
     rates = [run["chars_per_s"] for run in runs]
     result = runs[rates.index(sorted(rates)[(len(rates) - 1) // 2])]  # a median run
-    result = dict(result, chars_per_s=statistics.median(rates), runs_chars_per_s=rates,
-                  env={k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")})
+    result = dict(result, chars_per_s=statistics.median(rates), runs_chars_per_s=rates, env=env)
     print(json.dumps(result))
     return 0
 
