@@ -1,6 +1,6 @@
 """charrnn sampling throughput: chars/s for one stream and for K streams in one batched pass.
 
-Uses `charrnn.sample.generate`, the code path of `charrnn sample`, on a model with random
+Uses `charrnn.sampling.generate`, the code path of `charrnn sample`, on a model with random
 weights of the given shape (speed does not depend on what the weights learned), or on
 a checkpoint with --checkpoint.
 
@@ -20,8 +20,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from charrnn import model as M  # noqa: E402
-from charrnn import sample as S  # noqa: E402
+from charrnn import model  # noqa: E402
+from charrnn import sampling  # noqa: E402
 from charrnn.config import ModelConfig  # noqa: E402
 from charrnn.data import Vocab  # noqa: E402
 
@@ -34,7 +34,7 @@ def sample_throughput(params, cfg, vocab, n: int, num_samples: int, seed_text: s
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
     produced = 0
-    for chars in S.generate(params, cfg, vocab, seed_text, n, temperature=1.0, rng=rng,
+    for chars in sampling.generate(params, cfg, vocab, seed_text, n, temperature=1.0, rng=rng,
                             num_samples=num_samples):
         produced += len(chars)
     return produced / (time.perf_counter() - t0)
@@ -51,13 +51,13 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3)
     a = p.parse_args(argv)
     if a.checkpoint:
-        from charrnn import checkpoint as C
-        ck = C.load(C.resolve(a.checkpoint))
+        from charrnn import checkpoint
+        ck = checkpoint.load(checkpoint.resolve(a.checkpoint))
         params, cfg, vocab = ck.params, ck.model_cfg, ck.vocab
     else:
         vocab = VOCAB
         cfg = ModelConfig(cell=a.cell, vocab_size=vocab.size, hidden_size=a.hidden, n_layers=a.layers)
-        params = M.init_params(cfg, np.random.default_rng(0))
+        params = model.init_params(cfg, np.random.default_rng(0))
     out = {"impl": "charrnn", "cell": cfg.cell, "hidden": cfg.hidden_size, "layers": cfg.n_layers,
            "n_per_stream": a.n, "results": []}
     for k in a.num_samples:

@@ -32,8 +32,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from gemm_rate import gemm_gflops  # noqa: E402
 
-from charrnn import data as D  # noqa: E402
-from charrnn import train as T  # noqa: E402
+from charrnn import data  # noqa: E402
+from charrnn import training  # noqa: E402
 from charrnn.config import ModelConfig, TrainConfig  # noqa: E402
 
 DEFAULT_CORPUS = os.path.join(os.path.dirname(__file__), "..", "corpora", "tales.txt")
@@ -44,22 +44,22 @@ def flops_per_char(cfg: ModelConfig) -> float:
     return 6.0 * H * G * L + 6.0 * H * G * (L - 1) + 6.0 * H * V
 
 
-def make_run(ids, vocab, cell, hidden, layers, batch, seq_len, dropout) -> T.Run:
+def make_run(ids, vocab, cell, hidden, layers, batch, seq_len, dropout) -> training.Run:
     cfg = ModelConfig(cell=cell, vocab_size=vocab.size, hidden_size=hidden, n_layers=layers, dropout=dropout)
     tc = TrainConfig(seq_len=seq_len, batch_size=batch, lr=2e-3, clip=5.0, time_limit=0,
                      lr_schedule="constant")
-    return T.Run(cfg, tc, vocab, ids, ids[-1000:], "/nonexistent")
+    return training.Run(cfg, tc, vocab, ids, ids[-1000:], "/nonexistent")
 
 
-def train_throughput(run: T.Run, steps: int, warmup: int = 3) -> dict:
+def train_throughput(run: training.Run, steps: int, warmup: int = 3) -> dict:
     """chars/s of `steps` timed training steps after `warmup` untimed ones."""
-    st = T.new_state(run)
-    streams = D.Streams(run.train_ids, run.train_cfg.batch_size, run.train_cfg.seq_len)
+    st = training.new_state(run)
+    streams = data.Streams(run.train_ids, run.train_cfg.batch_size, run.train_cfg.seq_len)
     for _ in range(warmup):
-        T.train_step(run, st, streams)
+        training.train_step(run, st, streams)
     t0 = time.perf_counter()
     for _ in range(steps):
-        loss = T.train_step(run, st, streams)
+        loss = training.train_step(run, st, streams)
     seconds = time.perf_counter() - t0
     chars = run.train_cfg.batch_size * run.train_cfg.seq_len * steps
     return {"seconds": seconds, "chars_per_s": chars / seconds, "final_loss": loss}
@@ -77,7 +77,7 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--repeats", type=int, default=3)
     a = p.parse_args(argv)
-    ids, vocab = D.load_corpus(a.corpus)
+    ids, vocab = data.load_corpus(a.corpus)
     run = make_run(ids, vocab, a.cell, a.hidden, a.layers, a.batch, a.seq_len, a.dropout)
     rates = [train_throughput(run, a.steps)["chars_per_s"] for _ in range(a.repeats)]
     cps = statistics.median(rates)

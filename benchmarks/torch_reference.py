@@ -217,18 +217,18 @@ def torch_train_quality(ids, vocab_size, cell="lstm", hidden=384, layers=2, batc
     Returns a summary dict; each evaluation is also passed to ``log`` as a dict.
     """
     torch = _torch()
-    from charrnn import data as D
-    from charrnn import evaluation as E
+    from charrnn import data
+    from charrnn import evaluation
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     ids = np.asarray(ids)
-    start = D.held_out_start(len(ids), val_frac)
+    start = data.held_out_start(len(ids), val_frac)
     train_ids = ids[:start]
-    n_context = min(start, E.EVAL_WARMUP + 1)
+    n_context = min(start, evaluation.EVAL_WARMUP + 1)
     val_ids = ids[start - n_context:]
-    streams = D.Streams(train_ids, batch, seq_len)
-    data = torch.from_numpy(np.ascontiguousarray(streams.data.T.astype(np.int64)))  # (L, B)
+    streams = data.Streams(train_ids, batch, seq_len)
+    columns = torch.from_numpy(np.ascontiguousarray(streams.data.T.astype(np.int64)))  # (L, B)
     model = _build_model(torch, vocab_size, cell, hidden, layers, dropout, inputs)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -237,8 +237,8 @@ def torch_train_quality(ids, vocab_size, cell="lstm", hidden=384, layers=2, batc
         model.eval()
         total, count, state = 0.0, 0, None
         with torch.no_grad():
-            for x, y, mask in D.eval_chunks(val_ids, n_context, E.EVAL_STREAMS, E.EVAL_WARMUP,
-                                            E.EVAL_CHUNK):
+            for x, y, mask in data.eval_chunks(val_ids, n_context, evaluation.EVAL_STREAMS, evaluation.EVAL_WARMUP,
+                                            evaluation.EVAL_CHUNK):
                 xt = torch.from_numpy(np.ascontiguousarray(x.T.astype(np.int64)))
                 yt = torch.from_numpy(np.ascontiguousarray(y.T.astype(np.int64)))
                 logits, state = model(xt, state)
@@ -265,8 +265,8 @@ def torch_train_quality(ids, vocab_size, cell="lstm", hidden=384, layers=2, batc
         t0 = time.perf_counter()
         if chunk >= streams.chunks_per_epoch:
             chunk, state = 0, None
-        x = data[chunk * seq_len:(chunk + 1) * seq_len]
-        y = data[chunk * seq_len + 1:(chunk + 1) * seq_len + 1]
+        x = columns[chunk * seq_len:(chunk + 1) * seq_len]
+        y = columns[chunk * seq_len + 1:(chunk + 1) * seq_len + 1]
         chunk += 1
         for group in opt.param_groups:
             group["lr"] = lr_at(step, elapsed)

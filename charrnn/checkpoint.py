@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from charrnn import model as M
+from charrnn import model
 from charrnn import optim
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Vocab
@@ -58,7 +58,7 @@ class Checkpoint:
     vocab: Vocab
     params: dict[str, np.ndarray]
     opt_state: dict[str, np.ndarray] = field(default_factory=dict)
-    state: dict[str, np.ndarray] = field(default_factory=dict)
+    hidden: dict[str, np.ndarray] = field(default_factory=dict)  # carried hidden state, (B,H) each
     progress: dict = field(default_factory=dict)  # step, epoch, chunk, smoothed_loss, ...
     rng_state: dict | None = None                 # np.random.Generator bit_generator.state
     corpus: dict = field(default_factory=dict)    # path, chars, sha256 of the training text
@@ -73,12 +73,12 @@ class Checkpoint:
             "progress": self.progress,
             "rng_state": self.rng_state,
             "corpus": self.corpus,
-            "state_batch": _state_batch(self.state),
+            "state_batch": _state_batch(self.hidden),
         }
 
 
-def _state_batch(state: dict[str, np.ndarray]) -> int:
-    return int(next(iter(state.values())).shape[0]) if state else 0
+def _state_batch(hidden: dict[str, np.ndarray]) -> int:
+    return int(next(iter(hidden.values())).shape[0]) if hidden else 0
 
 
 # -------------------------------------------------------------------------- saving
@@ -95,7 +95,7 @@ def save(ckpt: Checkpoint, path: str) -> None:
     arrays = {"meta": meta}
     arrays.update({f"param/{k}": v for k, v in ckpt.params.items()})
     arrays.update({f"opt/{k}": v for k, v in ckpt.opt_state.items()})
-    arrays.update({f"state/{k}": v for k, v in ckpt.state.items()})
+    arrays.update({f"state/{k}": v for k, v in ckpt.hidden.items()})
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIXES[0], suffix=TEMP_SUFFIX)
@@ -289,7 +289,7 @@ def _load(path: str) -> Checkpoint:
     return Checkpoint(
         model_cfg=model_cfg, train_cfg=train_cfg, vocab=vocab, params=params,
         opt_state={k[4:]: v for k, v in arrays.items() if k.startswith("opt/")},
-        state={k[6:]: v for k, v in arrays.items() if k.startswith("state/")},
+        hidden={k[6:]: v for k, v in arrays.items() if k.startswith("state/")},
         progress=meta["progress"], rng_state=meta["rng_state"], corpus=meta["corpus"])
 
 
@@ -372,14 +372,14 @@ def _expected_members(meta, model_cfg: ModelConfig, train_cfg: TrainConfig, n_me
         raise CheckpointError(                # n_layers would take forever to enumerate
             f"model.n_layers {model_cfg.n_layers} implies more arrays than the {n_members} in the file")
 
-    shapes = M.param_shapes(model_cfg)
+    shapes = model.param_shapes(model_cfg)
     expected = {f"param/{k}.npy": s for k, s in shapes.items()}
     expected.update({f"opt/{k}.npy": s for k, s in optim.state_shapes(train_cfg.optimizer, shapes).items()})
     B = meta["state_batch"]
     if B not in (0, train_cfg.batch_size):  # the carried state is one (B,H) row per stream
         raise CheckpointError(f"state_batch {B} contradicts batch_size {train_cfg.batch_size}")
     if B:
-        expected.update({f"state/{k}.npy": (B, model_cfg.hidden_size) for k in M.state_names(model_cfg)})
+        expected.update({f"state/{k}.npy": (B, model_cfg.hidden_size) for k in model.hidden_names(model_cfg)})
     return expected
 
 

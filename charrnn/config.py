@@ -38,7 +38,7 @@ class ModelConfig:
 
     @property
     def gates(self) -> int:
-        """Width G of the fused gate pre-activations: H, 4H (i,f,g,o) or 3H (r,z,n)."""
+        """Width G of the fused gate pre-activations: H, 4H (i,f,o,g) or 3H (r,z,n)."""
         return {"rnn": 1, "lstm": 4, "gru": 3}[self.cell] * self.hidden_size
 
     def to_dict(self) -> dict:

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from charrnn import data as D
-from charrnn import model as M
+from charrnn import data
+from charrnn import model
 from charrnn.errors import DataError
 
 EVAL_STREAMS = 64     # streams used to score a text
@@ -67,19 +67,19 @@ def evaluate(params, cfg, ids: np.ndarray, n_context: int = 1) -> tuple[float, i
     state and a warm-up (data.eval_chunks)."""
     state = None
     total, count = 0.0, 0
-    for x, y, mask in D.eval_chunks(ids, n_context, EVAL_STREAMS, EVAL_WARMUP, EVAL_CHUNK):
+    for x, y, mask in data.eval_chunks(ids, n_context, EVAL_STREAMS, EVAL_WARMUP, EVAL_CHUNK):
         if state is None:
-            state = M.init_state(cfg, x.shape[0], params["Why"].dtype)
-        nll, n, state = M.sequence_nll(params, cfg, x, y, state, mask)
+            state = model.init_hidden(cfg, x.shape[0], params["Why"].dtype)
+        nll, n, state = model.sequence_nll(params, cfg, x, y, state, mask)
         total, count = total + nll, count + n
     return total, count
 
 
 def count_chars(path: str, encoding: str = "utf-8") -> int:
-    return sum(len(piece) for piece in D.iter_text(path, encoding))
+    return sum(len(piece) for piece in data.iter_text(path, encoding))
 
 
-def score_file(params, cfg, vocab: D.Vocab, path: str, encoding: str = "utf-8",
+def score_file(params, cfg, vocab: data.Vocab, path: str, encoding: str = "utf-8",
                start: int = 0) -> Score:
     """Score every character of ``path`` from index ``start`` on; the characters before
     ``start`` are read only as context. See the module docstring for unknown characters."""
@@ -100,7 +100,7 @@ def score_file(params, cfg, vocab: D.Vocab, path: str, encoding: str = "utf-8",
             scored += n
         context = seq[-CONTEXT_CHARS:]
 
-    for piece in D.iter_text(path, encoding):
+    for piece in data.iter_text(path, encoding):
         codes = np.frombuffer(piece.encode("utf-32-le"), dtype=np.uint32)
         ids = np.where(codes < len(table), table[np.minimum(codes, len(table) - 1)], -1)
         cut = min(max(start - pos, 0), len(ids))  # chars of this piece before ``start``
@@ -132,7 +132,7 @@ def score_file(params, cfg, vocab: D.Vocab, path: str, encoding: str = "utf-8",
 def score(ckpt, path: str, encoding: str = "utf-8", held_out: bool = False) -> Score:
     """Score ``path`` under checkpoint ``ckpt``; with ``held_out`` only the last
     val_frac of it, the part its training held out when ``path`` is its corpus."""
-    start = D.held_out_start(count_chars(path, encoding), ckpt.train_cfg.val_frac) if held_out else 0
+    start = data.held_out_start(count_chars(path, encoding), ckpt.train_cfg.val_frac) if held_out else 0
     result = score_file(ckpt.params, ckpt.model_cfg, ckpt.vocab, path, encoding, start)
     result.held_out = held_out
     return result
@@ -146,4 +146,4 @@ def training_corpus(ckpt, checkpoint_path: str) -> tuple[str, str, bool]:
     if not path or not os.path.isfile(path):
         raise DataError(f"{checkpoint_path} was trained on {path or 'an unrecorded file'}, which is not "
                         f"there any more; pass the text to evaluate as FILE")
-    return path, corpus.get("encoding") or "utf-8", corpus.get("sha256") in (None, D.file_sha256(path))
+    return path, corpus.get("encoding") or "utf-8", corpus.get("sha256") in (None, data.file_sha256(path))

@@ -77,26 +77,26 @@ def n_params(cfg: ModelConfig) -> int:
     return int(sum(np.prod(s) for s in param_shapes(cfg).values()))
 
 
-def state_names(cfg: ModelConfig) -> list[str]:
+def hidden_names(cfg: ModelConfig) -> list[str]:
     """Names of the carried hidden-state arrays, each (B,H), in order."""
     per_layer = ("h", "c") if cfg.cell == "lstm" else ("h",)
     return [f"l{k}.{s}" for k in range(cfg.n_layers) for s in per_layer]
 
 
-def init_state(cfg: ModelConfig, batch_size: int, dtype=np.float32) -> list[tuple[np.ndarray, ...]]:
+def init_hidden(cfg: ModelConfig, batch_size: int, dtype=np.float32) -> list[tuple[np.ndarray, ...]]:
     """Zero state: one tuple per layer, (h,) or (h, c) for the LSTM, each (B,H)."""
     n = 2 if cfg.cell == "lstm" else 1
     return [tuple(np.zeros((batch_size, cfg.hidden_size), dtype=dtype) for _ in range(n))
             for _ in range(cfg.n_layers)]
 
 
-def flatten_state(cfg: ModelConfig, state) -> dict[str, np.ndarray]:
-    return dict(zip(state_names(cfg), (a for layer in state for a in layer)))
+def flatten_hidden(cfg: ModelConfig, state) -> dict[str, np.ndarray]:
+    return dict(zip(hidden_names(cfg), (a for layer in state for a in layer)))
 
 
-def unflatten_state(cfg: ModelConfig, flat: dict[str, np.ndarray]):
+def unflatten_hidden(cfg: ModelConfig, flat: dict[str, np.ndarray]):
     n = 2 if cfg.cell == "lstm" else 1
-    arrays = [flat[name] for name in state_names(cfg)]
+    arrays = [flat[name] for name in hidden_names(cfg)]
     return [tuple(arrays[k * n:(k + 1) * n]) for k in range(cfg.n_layers)]
 
 

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from charrnn import model as M
+from charrnn import model
 
 MIN_SHARD = 8  # streams per shard below which the per-step products get too thin to pay
 
@@ -116,9 +116,9 @@ class ShardRunner:
                  dropout, np.random.default_rng(seed)) for (a, b), seed in zip(self.bounds, seeds)]
         if self.parallel:
             with blas_threads(1):
-                results = list(self.pool.map(lambda job: M.loss_and_grads(*job), jobs))
+                results = list(self.pool.map(lambda job: model.loss_and_grads(*job), jobs))
         else:
-            results = [M.loss_and_grads(*job) for job in jobs]
+            results = [model.loss_and_grads(*job) for job in jobs]
         if len(results) == 1:
             return results[0]
         weights = [(b - a) / x.shape[0] for a, b in self.bounds]  # mean over all positions

@@ -12,7 +12,7 @@ import os
 
 from charrnn.errors import CharRNNError, DataError
 
-METRICS = "metrics.jsonl"  # the file charrnn.train appends to in each checkpoint directory
+METRICS = "metrics.jsonl"  # the file charrnn.training appends to in each checkpoint directory
 INSTALL_HINT = "charrnn plot needs matplotlib: pip install 'charrnn[plot]'"
 
 

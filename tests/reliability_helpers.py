@@ -9,7 +9,7 @@ import signal
 
 from click.testing import CliRunner
 
-from charrnn import train as T
+from charrnn import training
 from charrnn.cli import cli
 
 # A model small enough that a step takes about a millisecond.
@@ -57,7 +57,7 @@ def leftovers(directory) -> list[str]:
 
 def interrupt_at(monkeypatch, step: int, signum: int = signal.SIGINT) -> None:
     """Make training deliver ``signum`` to this process right after step ``step``."""
-    real = T.train_step
+    real = training.train_step
 
     def step_then_signal(run_, st, streams):
         loss = real(run_, st, streams)
@@ -65,4 +65,4 @@ def interrupt_at(monkeypatch, step: int, signum: int = signal.SIGINT) -> None:
             os.kill(os.getpid(), signum)
         return loss
 
-    monkeypatch.setattr(T, "train_step", step_then_signal)
+    monkeypatch.setattr(training, "train_step", step_then_signal)

@@ -15,8 +15,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from charrnn import checkpoint as C
-from charrnn import model as M
+from charrnn import checkpoint
+from charrnn import model
 from charrnn import optim
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Vocab
@@ -26,23 +26,23 @@ from reliability_helpers import fails, leftovers, run, sha256
 FUZZ_MUTATIONS = 1500
 
 
-def make_checkpoint(seed: int = 0) -> C.Checkpoint:
+def make_checkpoint(seed: int = 0) -> checkpoint.Checkpoint:
     rng = np.random.default_rng(seed)
     model_cfg = ModelConfig(cell="lstm", vocab_size=5, hidden_size=8, n_layers=2)
     train_cfg = TrainConfig(batch_size=2, seq_len=4)
-    params = M.init_params(model_cfg, rng)
+    params = model.init_params(model_cfg, rng)
     opt_state = {k: rng.random(v.shape, dtype=np.float32) for k, v in optim.init_state("adam", params).items()}
-    state = M.flatten_state(model_cfg, [tuple(rng.random((2, 8), dtype=np.float32) for _ in range(2))] * 2)
+    state = model.flatten_hidden(model_cfg, [tuple(rng.random((2, 8), dtype=np.float32) for _ in range(2))] * 2)
     progress = {"step": 7, "epoch": 0, "chunk": 7, "smoothed_loss": 1.5, "elapsed": 0.25,
                 "best_val": 1.6, "last_val": 1.6}
-    return C.Checkpoint(model_cfg, train_cfg, Vocab("\n abc"), params, opt_state, state, progress,
+    return checkpoint.Checkpoint(model_cfg, train_cfg, Vocab("\n abc"), params, opt_state, state, progress,
                         rng.bit_generator.state, {"name": "t", "sha256": "0" * 64, "encoding": "utf-8"})
 
 
 @pytest.fixture
 def saved(tmp_path):
     path = tmp_path / "latest.npz"
-    C.save(make_checkpoint(), str(path))
+    checkpoint.save(make_checkpoint(), str(path))
     return path
 
 
@@ -89,8 +89,8 @@ class Payload:
 
 
 def test_roundtrip_is_exact(saved):
-    original, loaded = make_checkpoint(), C.load(str(saved))
-    for name in ("params", "opt_state", "state"):
+    original, loaded = make_checkpoint(), checkpoint.load(str(saved))
+    for name in ("params", "opt_state", "hidden"):
         a, b = getattr(original, name), getattr(loaded, name)
         assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
     assert loaded.progress == original.progress and loaded.rng_state == original.rng_state
@@ -175,7 +175,7 @@ def test_bad_checkpoint_is_refused_with_one_line(case, saved, tmp_path):
     tracemalloc.start()
     try:
         with pytest.raises(CheckpointError) as err:
-            C.load(str(saved))
+            checkpoint.load(str(saved))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -197,7 +197,7 @@ def test_non_regular_file_is_refused_without_blocking(tmp_path):
     fifo = tmp_path / "fifo.npz"
     os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
     with pytest.raises(CheckpointError, match="not a regular file"):
-        C.load(str(fifo))
+        checkpoint.load(str(fifo))
 
 
 # ------------------------------------------------------------------------ fuzz
@@ -243,19 +243,19 @@ def _mutations(src: bytes, path, rng: random.Random):
 
 
 def test_fuzz_every_load_succeeds_exactly_or_raises_checkpoint_error(saved, tmp_path):
-    original = C.load(str(saved))
+    original = checkpoint.load(str(saved))
     target = tmp_path / "mutant.npz"
     outcomes = {"loaded": 0, "refused": 0}
     for kind, data in _mutations(saved.read_bytes(), saved, random.Random(4)):
         target.write_bytes(data)
         try:
-            loaded = C.load(str(target))
+            loaded = checkpoint.load(str(target))
         except CheckpointError as exc:
             assert "unexpected" not in str(exc), (kind, str(exc))  # a failure we did not foresee
             outcomes["refused"] += 1
             continue
         outcomes["loaded"] += 1
-        for name in ("params", "opt_state", "state"):
+        for name in ("params", "opt_state", "hidden"):
             a, b = getattr(original, name), getattr(loaded, name)
             assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a), (kind, name)
     assert sum(outcomes.values()) == FUZZ_MUTATIONS
@@ -278,16 +278,16 @@ def test_failed_save_keeps_the_previous_checkpoint(where, message, saved, monkey
         def partial_write(f, **arrays):  # a few bytes reach the temp file, then the disk is full
             f.write(b"PK\x03\x04partial")
             _enospc()
-        monkeypatch.setattr(C.np, "savez", partial_write)
+        monkeypatch.setattr(checkpoint.np, "savez", partial_write)
     elif where == "fsync":
-        monkeypatch.setattr(C.os, "fsync", _enospc)
+        monkeypatch.setattr(checkpoint.os, "fsync", _enospc)
     else:
-        monkeypatch.setattr(C.os, "replace", lambda *a: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))
+        monkeypatch.setattr(checkpoint.os, "replace", lambda *a: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))
     with pytest.raises(CheckpointError, match=f"{message} .*; the previous checkpoint was kept"):
-        C.save(make_checkpoint(seed=1), str(saved))
+        checkpoint.save(make_checkpoint(seed=1), str(saved))
     monkeypatch.undo()
     assert sha256(saved) == before and leftovers(saved.parent) == []
-    C.load(str(saved))
+    checkpoint.load(str(saved))
 
 
 def test_interrupt_inside_a_save_leaves_no_temp_file(saved, monkeypatch):
@@ -297,9 +297,9 @@ def test_interrupt_inside_a_save_leaves_no_temp_file(saved, monkeypatch):
         f.write(b"half")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(C.np, "savez", interrupted)
+    monkeypatch.setattr(checkpoint.np, "savez", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        C.save(make_checkpoint(seed=1), str(saved))
+        checkpoint.save(make_checkpoint(seed=1), str(saved))
     assert sha256(saved) == before and leftovers(saved.parent) == []
 
 
@@ -308,7 +308,7 @@ def test_non_finite_parameters_are_never_saved(saved):
     ckpt.params["Why"][0, 0] = np.nan
     before = sha256(saved)
     with pytest.raises(CheckpointError, match="refusing to save non-finite parameter Why"):
-        C.save(ckpt, str(saved))
+        checkpoint.save(ckpt, str(saved))
     assert sha256(saved) == before
 
 
@@ -318,6 +318,6 @@ def test_prune_keeps_the_newest_and_deletes_after_the_new_one_exists(tmp_path, m
         p.write_bytes(b"x")
         os.utime(p, ns=(i * 10 ** 9, i * 10 ** 9))
     (tmp_path / "step-notmine.npz").write_bytes(b"x")
-    C.prune_steps(str(tmp_path), 2)
+    checkpoint.prune_steps(str(tmp_path), 2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000005.npz", "step-00000040.npz",
                                                           "step-notmine.npz"]

@@ -107,7 +107,7 @@ def test_overwrite_starts_a_new_metrics_file(runner, tiny_corpus, tmp_path):
 def test_library_refuses_non_finite_lr_and_temperature():
     import numpy as np
 
-    from charrnn import sample as S
+    from charrnn import sampling
     from charrnn.config import ModelConfig, TrainConfig
     from charrnn.data import Vocab
     from charrnn.errors import ConfigError, UsageError
@@ -118,4 +118,4 @@ def test_library_refuses_non_finite_lr_and_temperature():
     cfg = ModelConfig(vocab_size=2, hidden_size=4, n_layers=1)
     params = init_params(cfg, np.random.default_rng(0))
     with pytest.raises(UsageError, match="temperature must be a positive finite number"):
-        S.generate(params, cfg, Vocab("ab"), "a", 5, temperature=float("nan"), rng=np.random.default_rng(0))
+        sampling.generate(params, cfg, Vocab("ab"), "a", 5, temperature=float("nan"), rng=np.random.default_rng(0))

@@ -4,7 +4,7 @@ for every parameter of every cell type, with 1 and 2 layers, on random small sha
 import numpy as np
 import pytest
 
-from charrnn import model as M
+from charrnn import model
 from charrnn.config import ModelConfig
 
 EPS = 1e-5
@@ -13,7 +13,7 @@ EPS = 1e-5
 def _loss(params, cfg, x, y, state, dropout, seed):
     # a fresh generator per call: the same dropout masks in every evaluation
     rng = np.random.default_rng(seed)
-    return M.loss_and_grads(params, cfg, x, y, state, dropout, rng)
+    return model.loss_and_grads(params, cfg, x, y, state, dropout, rng)
 
 
 def _max_rel_error(cell, n_layers, dropout, seed):
@@ -21,13 +21,13 @@ def _max_rel_error(cell, n_layers, dropout, seed):
     V, H = int(rng.integers(3, 7)), int(rng.integers(2, 6))
     B, T = int(rng.integers(1, 4)), int(rng.integers(2, 6))
     cfg = ModelConfig(cell=cell, vocab_size=V, hidden_size=H, n_layers=n_layers, dropout=dropout)
-    params = M.init_params(cfg, rng, dtype=np.float64)
+    params = model.init_params(cfg, rng, dtype=np.float64)
     for p in params.values():  # move off the init point (zero biases hide bugs)
         p += rng.normal(0, 0.3, p.shape)
     x = rng.integers(0, V, (B, T))
     y = rng.integers(0, V, (B, T))
     # a nonzero carried state, as in the middle of an epoch
-    state = [tuple(rng.normal(0, 0.5, (B, H)) for _ in layer) for layer in M.init_state(cfg, B, np.float64)]
+    state = [tuple(rng.normal(0, 0.5, (B, H)) for _ in layer) for layer in model.init_hidden(cfg, B, np.float64)]
     _, grads, _ = _loss(params, cfg, x, y, state, dropout, seed)
     worst = {}
     for name, p in params.items():
@@ -52,7 +52,7 @@ def _max_rel_error(cell, n_layers, dropout, seed):
 def test_gradients_match_finite_differences(cell, n_layers):
     for seed in range(3):
         worst = _max_rel_error(cell, n_layers, dropout=0.0, seed=seed)
-        assert set(worst) == set(M.param_shapes(ModelConfig(cell=cell, vocab_size=3, n_layers=n_layers,
+        assert set(worst) == set(model.param_shapes(ModelConfig(cell=cell, vocab_size=3, n_layers=n_layers,
                                                             hidden_size=2)))
         bad = {k: v for k, v in worst.items() if v > 1e-6}
         assert not bad, f"relative errors above 1e-6: {bad}"

@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from charrnn import data as D
-from charrnn import evaluation as E
-from charrnn import train as T
+from charrnn import data
+from charrnn import evaluation
+from charrnn import training
 from charrnn.config import ModelConfig, TrainConfig
 
 LETTERS = "abcd"
@@ -41,16 +41,16 @@ def memoryless_rate() -> float:
 @pytest.mark.parametrize("cell,steps", [("lstm", 1200), ("gru", 1200), ("rnn", 1500)])
 def test_learns_to_the_entropy(tmp_path, cell, steps):
     text = copy_corpus(6000, seed=1)
-    ids, vocab = D.load_corpus(_write(tmp_path, text))
+    ids, vocab = data.load_corpus(_write(tmp_path, text))
     tc = TrainConfig(seq_len=32, batch_size=16, lr=3e-2, max_steps=steps, time_limit=0,
                      eval_every=10**6, rng_seed=0)
-    run = T.prepare(_write(tmp_path, text), dict(cell=cell, hidden_size=32, n_layers=1, dropout=0.0),
+    run = training.prepare(_write(tmp_path, text), dict(cell=cell, hidden_size=32, n_layers=1, dropout=0.0),
                     tc, str(tmp_path / "ck"))
-    st = T.new_state(run)
-    streams = D.Streams(run.train_ids, tc.batch_size, tc.seq_len)
+    st = training.new_state(run)
+    streams = data.Streams(run.train_ids, tc.batch_size, tc.seq_len)
     for _ in range(steps):
-        T.train_step(run, st, streams)
-    total, count = E.evaluate(st.params, run.model_cfg, run.val_ids, run.n_context)
+        training.train_step(run, st, streams)
+    total, count = evaluation.evaluate(st.params, run.model_cfg, run.val_ids, run.n_context)
     val = total / count
     h, forgetful = entropy_rate(), memoryless_rate()
     # within 10% of the gap between the entropy and what a memoryless model can do

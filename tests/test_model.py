@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from charrnn import model as M
+from charrnn import model
 from charrnn.config import ModelConfig
 
 
 def _setup(cell, n_layers=2, V=7, H=6, B=4, T=9, seed=0, dtype=np.float64):
     rng = np.random.default_rng(seed)
     cfg = ModelConfig(cell=cell, vocab_size=V, hidden_size=H, n_layers=n_layers, dropout=0.0)
-    params = M.init_params(cfg, rng, dtype=dtype)
+    params = model.init_params(cfg, rng, dtype=dtype)
     for p in params.values():
         p += rng.normal(0, 0.2, p.shape).astype(dtype)
     x = rng.integers(0, V, (B, T))
@@ -22,12 +22,12 @@ def _setup(cell, n_layers=2, V=7, H=6, B=4, T=9, seed=0, dtype=np.float64):
 def test_batched_equals_unbatched(cell):
     cfg, params, x, y = _setup(cell)
     B, T = x.shape
-    loss, grads, state = M.loss_and_grads(params, cfg, x, y, M.init_state(cfg, B, np.float64))
-    logits, _, _ = M.forward(params, cfg, x, M.init_state(cfg, B, np.float64))
+    loss, grads, state = model.loss_and_grads(params, cfg, x, y, model.init_hidden(cfg, B, np.float64))
+    logits, _, _ = model.forward(params, cfg, x, model.init_hidden(cfg, B, np.float64))
     single_losses, single_grads = [], []
     for b in range(B):
-        lb, gb, sb = M.loss_and_grads(params, cfg, x[b:b + 1], y[b:b + 1], M.init_state(cfg, 1, np.float64))
-        logit_b, _, _ = M.forward(params, cfg, x[b:b + 1], M.init_state(cfg, 1, np.float64))
+        lb, gb, sb = model.loss_and_grads(params, cfg, x[b:b + 1], y[b:b + 1], model.init_hidden(cfg, 1, np.float64))
+        logit_b, _, _ = model.forward(params, cfg, x[b:b + 1], model.init_hidden(cfg, 1, np.float64))
         np.testing.assert_allclose(logit_b[:, 0], logits[:, b], rtol=1e-12, atol=1e-12)
         for k in range(cfg.n_layers):
             for s_all, s_one in zip(state[k], sb[k]):
@@ -45,9 +45,9 @@ def test_state_carries_across_chunks(cell):
     """Two chunks of T with the state carried equal one chunk of 2T (forward)."""
     cfg, params, x, _ = _setup(cell, T=10)
     B = x.shape[0]
-    whole, s_whole, _ = M.forward(params, cfg, x, M.init_state(cfg, B, np.float64))
-    a, s_mid, _ = M.forward(params, cfg, x[:, :5], M.init_state(cfg, B, np.float64))
-    b, s_end, _ = M.forward(params, cfg, x[:, 5:], s_mid)
+    whole, s_whole, _ = model.forward(params, cfg, x, model.init_hidden(cfg, B, np.float64))
+    a, s_mid, _ = model.forward(params, cfg, x[:, :5], model.init_hidden(cfg, B, np.float64))
+    b, s_end, _ = model.forward(params, cfg, x[:, 5:], s_mid)
     np.testing.assert_allclose(np.concatenate([a, b]), whole, rtol=1e-12, atol=1e-12)
     for k in range(cfg.n_layers):
         for u, v in zip(s_end[k], s_whole[k]):
@@ -59,8 +59,8 @@ def test_float32_agrees_with_float64(cell):
     cfg, p64, x, y = _setup(cell)
     p32 = {k: v.astype(np.float32) for k, v in p64.items()}
     B = x.shape[0]
-    l64, g64, _ = M.loss_and_grads(p64, cfg, x, y, M.init_state(cfg, B, np.float64))
-    l32, g32, _ = M.loss_and_grads(p32, cfg, x, y, M.init_state(cfg, B, np.float32))
+    l64, g64, _ = model.loss_and_grads(p64, cfg, x, y, model.init_hidden(cfg, B, np.float64))
+    l32, g32, _ = model.loss_and_grads(p32, cfg, x, y, model.init_hidden(cfg, B, np.float32))
     assert l32 == pytest.approx(l64, rel=1e-5)
     for k in g64:
         assert g32[k].dtype == np.float32
@@ -69,7 +69,7 @@ def test_float32_agrees_with_float64(cell):
 
 def test_lstm_forget_bias_starts_at_one():
     cfg = ModelConfig(cell="lstm", vocab_size=5, hidden_size=3, n_layers=2)
-    params = M.init_params(cfg, np.random.default_rng(0))
+    params = model.init_params(cfg, np.random.default_rng(0))
     for k in range(2):
         b = params[f"l{k}.b"]
         assert np.all(b[3:6] == 1.0) and np.all(b[:3] == 0) and np.all(b[6:] == 0)
@@ -78,8 +78,8 @@ def test_lstm_forget_bias_starts_at_one():
 def test_initial_loss_is_log_vocab():
     """An untrained model predicts about uniformly: loss near ln V."""
     cfg, params, x, y = _setup("lstm", V=30, H=16)
-    params = M.init_params(cfg, np.random.default_rng(1), dtype=np.float64)
-    loss, _, _ = M.loss_and_grads(params, cfg, x, y, M.init_state(cfg, x.shape[0], np.float64))
+    params = model.init_params(cfg, np.random.default_rng(1), dtype=np.float64)
+    loss, _, _ = model.loss_and_grads(params, cfg, x, y, model.init_hidden(cfg, x.shape[0], np.float64))
     assert abs(loss - np.log(30)) < 0.1
 
 
@@ -92,14 +92,14 @@ def test_embedding_grad_sums_like_add_at():
         ids = rng.integers(0, V, T * B)
         ref = np.zeros((V, G))
         np.add.at(ref, ids, dZ.transpose(0, 2, 1).reshape(T * B, G))
-        np.testing.assert_allclose(M._embedding_grad(ids, dZ, V), ref, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(model._embedding_grad(ids, dZ, V), ref, rtol=1e-12, atol=1e-12)
 
 
 def test_step_outer_is_the_sum_of_outer_products():
     rng = np.random.default_rng(1)
-    T = M.STEP_BLOCK * 2 + 3  # a last block shorter than the others
+    T = model.STEP_BLOCK * 2 + 3  # a last block shorter than the others
     A, Z = rng.normal(size=(T, 5, 4)), rng.normal(size=(T, 3, 4))
-    (got,) = M._step_outer(A, [Z])
+    (got,) = model._step_outer(A, [Z])
     np.testing.assert_allclose(got, np.einsum("tqb,tpb->qp", Z, A), rtol=1e-12)
 
 
@@ -108,11 +108,11 @@ def test_large_vocabulary_path_matches_one_hot(cell, monkeypatch):
     """Above ONE_HOT_MAX_V the embedding is a column gather and its gradient a sorted
     sum; both must give what the one-hot products give."""
     cfg, params, x, y = _setup(cell, V=9, H=5)
-    params = M.init_params(cfg, np.random.default_rng(3), dtype=np.float64)
-    state = M.init_state(cfg, x.shape[0], np.float64)
-    loss, grads, s = M.loss_and_grads(params, cfg, x, y, state, 0.2, np.random.default_rng(0))
-    monkeypatch.setattr(M, "ONE_HOT_MAX_V", 0)
-    loss2, grads2, s2 = M.loss_and_grads(params, cfg, x, y, state, 0.2, np.random.default_rng(0))
+    params = model.init_params(cfg, np.random.default_rng(3), dtype=np.float64)
+    state = model.init_hidden(cfg, x.shape[0], np.float64)
+    loss, grads, s = model.loss_and_grads(params, cfg, x, y, state, 0.2, np.random.default_rng(0))
+    monkeypatch.setattr(model, "ONE_HOT_MAX_V", 0)
+    loss2, grads2, s2 = model.loss_and_grads(params, cfg, x, y, state, 0.2, np.random.default_rng(0))
     assert loss2 == pytest.approx(loss, rel=1e-12)
     for k in grads:
         np.testing.assert_allclose(grads2[k], grads[k], rtol=1e-10, atol=1e-12)
@@ -126,11 +126,11 @@ def test_sharded_step_equals_whole_batch(cell):
     from charrnn.parallel import ShardRunner
 
     cfg, params, x, y = _setup(cell, B=18, T=5)
-    state = M.init_state(cfg, 18, np.float64)
+    state = model.init_hidden(cfg, 18, np.float64)
     runner = ShardRunner(18, threads=2)
     assert len(runner.bounds) == 2
     loss, grads, new_state = runner.loss_and_grads(params, cfg, x, y, state, 0.0, np.random.default_rng(0))
-    ref_loss, ref_grads, ref_state = M.loss_and_grads(params, cfg, x, y, state)
+    ref_loss, ref_grads, ref_state = model.loss_and_grads(params, cfg, x, y, state)
     assert loss == pytest.approx(ref_loss, rel=1e-12)
     for k in grads:
         np.testing.assert_allclose(grads[k], ref_grads[k], rtol=1e-9, atol=1e-12)

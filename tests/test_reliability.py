@@ -16,10 +16,10 @@ import time
 import numpy as np
 import pytest
 
-from charrnn import checkpoint as C
-from charrnn import data as D
-from charrnn import model as M
-from charrnn import train as T
+from charrnn import checkpoint
+from charrnn import data
+from charrnn import model
+from charrnn import training
 
 from conftest import make_text
 from reliability_helpers import fails, interrupt_at, leftovers, ok, run, sha256, train
@@ -55,7 +55,7 @@ def test_unreadable_file(corpus, tmp_path, monkeypatch):
     def denied(path, *args, **kwargs):
         raise PermissionError(13, "Permission denied", path)
 
-    monkeypatch.setattr(D, "open", denied, raising=False)
+    monkeypatch.setattr(data, "open", denied, raising=False)
     fails(train(corpus, tmp_path / "ck"), 1, f"Error: {corpus}: permission denied")
 
 
@@ -78,7 +78,7 @@ def test_single_distinct_character_trains_and_samples_it(tmp_path):
                     "--seq-len", "8", "--batch-size", "3", "--max-steps", "6", "--time-limit", "0", "--json"))
     assert "holds a single distinct character, 'a'; the model can only learn to repeat it" in result.stderr
     assert '"best_val_loss": 0.0' in result.stdout  # exactly zero: no NaN, no division by zero
-    ckpt = C.load(str(tmp_path / "ck" / C.LATEST))
+    ckpt = checkpoint.load(str(tmp_path / "ck" / checkpoint.LATEST))
     assert all(np.all(np.isfinite(p)) for p in ckpt.params.values())
     assert ok(run("sample", "-c", tmp_path / "ck", "-n", "20")).stdout == "a" * 21 + "\n"
 
@@ -113,11 +113,11 @@ def test_bom_and_line_ends_policy(tmp_path):
     text = "l\u00e9a\u0301 \U0001F642\r\nold mac\rline\r\nmid\ufeffdle\n"
     path = tmp_path / "t.txt"
     path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
-    ids, vocab = D.load_corpus(str(path))
+    ids, vocab = data.load_corpus(str(path))
     assert vocab.decode(ids) == text.replace("\r\n", "\n")
     for encoding in ("utf-8-sig", "utf-16"):  # these codecs drop their own BOM
         path.write_bytes(text.encode(encoding))
-        ids, vocab = D.load_corpus(str(path), encoding)
+        ids, vocab = data.load_corpus(str(path), encoding)
         assert vocab.decode(ids) == text.replace("\r\n", "\n")
 
 
@@ -125,7 +125,7 @@ def test_crlf_file_trains_to_a_model_without_cr(tmp_path):
     path = tmp_path / "win.txt"
     path.write_bytes(b"\xef\xbb\xbf" + make_text(2000).replace("\n", "\r\n").encode())
     ok(train(path, tmp_path / "ck"))
-    chars = C.load(str(tmp_path / "ck" / C.LATEST)).vocab.chars
+    chars = checkpoint.load(str(tmp_path / "ck" / checkpoint.LATEST)).vocab.chars
     assert "\n" in chars and "\r" not in chars and "\ufeff" not in chars
 
 
@@ -186,25 +186,25 @@ def test_ctrl_c_saves_the_last_step_and_says_how_to_resume(corpus, tmp_path, mon
     ck = tmp_path / "my ck"  # a space: the printed command must still work when pasted
     interrupt_at(monkeypatch, 7)
     saves = []
-    real_save = C.save
+    real_save = checkpoint.save
 
     def save_and_press_ctrl_c_again(ckpt, path):  # the second Ctrl-C lands inside the save
         os.kill(os.getpid(), signal.SIGINT)
         real_save(ckpt, path)
         saves.append(path)
 
-    monkeypatch.setattr(C, "save", save_and_press_ctrl_c_again)
+    monkeypatch.setattr(checkpoint, "save", save_and_press_ctrl_c_again)
     line = fails(run("train", corpus, "--checkpoint-dir", ck, "--hidden-size", "8", "--seq-len", "8",
                      "--batch-size", "3", "--max-steps", "0", "--time-limit", "0"), 130,
-                 f"Error: interrupted by SIGINT at step 7; saved {ck / C.LATEST}; resume with: charrnn train ")
-    assert saves == [str(ck / C.LATEST), str(ck / C.BEST)] and leftovers(ck) == []
-    assert C.load(str(ck / C.LATEST)).progress["step"] == 7
+                 f"Error: interrupted by SIGINT at step 7; saved {ck / checkpoint.LATEST}; resume with: charrnn train ")
+    assert saves == [str(ck / checkpoint.LATEST), str(ck / checkpoint.BEST)] and leftovers(ck) == []
+    assert checkpoint.load(str(ck / checkpoint.LATEST)).progress["step"] == 7
     monkeypatch.undo()
     command = shlex.split(line.split("resume with: ")[1])
     assert command[:2] == ["charrnn", "train"]
     ok(run(*command[1:], "--max-steps", "9", "-q"))
 
-    assert C.load(str(ck / C.LATEST)).progress["step"] == 9
+    assert checkpoint.load(str(ck / checkpoint.LATEST)).progress["step"] == 9
 
 
 def _python_charrnn(*args, **kwargs):
@@ -218,7 +218,7 @@ def test_sigterm_in_a_real_process(corpus, tmp_path):
                            "--batch-size", "3", "--max-steps", "0", "--time-limit", "0", "--eval-every", "3")
     try:
         for _ in range(600):  # the first checkpoint proves the signal handlers are installed
-            if (ck / C.LATEST).exists() or proc.poll() is not None:
+            if (ck / checkpoint.LATEST).exists() or proc.poll() is not None:
                 break
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
@@ -229,12 +229,12 @@ def test_sigterm_in_a_real_process(corpus, tmp_path):
     assert proc.returncode == 143 and out == b"", err.decode()
     step = int(re.match(r"Error: interrupted by SIGTERM at step (\d+); saved .*; resume with: charrnn train ",
                         last).group(1))
-    assert C.load(str(ck / C.LATEST)).progress["step"] == step and leftovers(ck) == []
+    assert checkpoint.load(str(ck / checkpoint.LATEST)).progress["step"] == step and leftovers(ck) == []
 
 
 @pytest.mark.parametrize("broken", ["loss", "gradients"])
 def test_nan_stops_training_and_keeps_the_last_good_checkpoint(broken, corpus, tmp_path, monkeypatch):
-    real = M.loss_and_grads
+    real = model.loss_and_grads
     calls = []
 
     def diverging(*args, **kwargs):
@@ -247,28 +247,28 @@ def test_nan_stops_training_and_keeps_the_last_good_checkpoint(broken, corpus, t
                 grads["Why"][0, 0] = np.inf
         return loss, grads, state
 
-    monkeypatch.setattr(M, "loss_and_grads", diverging)
+    monkeypatch.setattr(model, "loss_and_grads", diverging)
     shas = []
-    real_save = C.save
-    monkeypatch.setattr(C, "save", lambda ckpt, path: (real_save(ckpt, path), shas.append(sha256(path))))
+    real_save = checkpoint.save
+    monkeypatch.setattr(checkpoint, "save", lambda ckpt, path: (real_save(ckpt, path), shas.append(sha256(path))))
     what = "loss became nan" if broken == "loss" else "gradient norm became inf"
     fails(train(corpus, tmp_path / "ck"), 1, f"Error: {what} at step 8 (lr=",
-          f"{tmp_path / 'ck' / C.LATEST} (step 5) was left as it was; try a lower --lr or a smaller --clip")
-    assert sha256(tmp_path / "ck" / C.LATEST) == shas[0]  # latest, then best, at step 5
-    assert C.load(str(tmp_path / "ck" / C.LATEST)).progress["step"] == 5
+          f"{tmp_path / 'ck' / checkpoint.LATEST} (step 5) was left as it was; try a lower --lr or a smaller --clip")
+    assert sha256(tmp_path / "ck" / checkpoint.LATEST) == shas[0]  # latest, then best, at step 5
+    assert checkpoint.load(str(tmp_path / "ck" / checkpoint.LATEST)).progress["step"] == 5
 
 
 def test_disk_full_while_saving(trained, corpus, monkeypatch):
-    before = sha256(trained / C.LATEST)
+    before = sha256(trained / checkpoint.LATEST)
 
     def full(f, **arrays):
         f.write(b"PK partial")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(C.np, "savez", full)
+    monkeypatch.setattr(checkpoint.np, "savez", full)
     fails(run("train", corpus, "--checkpoint-dir", trained, "--resume", "--max-steps", "15"), 1,
-          f"Error: disk full while saving {trained / C.LATEST}; the previous checkpoint was kept")
-    assert sha256(trained / C.LATEST) == before and leftovers(trained) == []
+          f"Error: disk full while saving {trained / checkpoint.LATEST}; the previous checkpoint was kept")
+    assert sha256(trained / checkpoint.LATEST) == before and leftovers(trained) == []
     monkeypatch.undo()
     ok(run("train", corpus, "--checkpoint-dir", trained, "--resume", "--max-steps", "15", "-q"))
 
@@ -277,7 +277,7 @@ def test_ctrl_c_before_training_starts(corpus, tmp_path, monkeypatch):
     def pressed(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(T, "prepare", pressed)
+    monkeypatch.setattr(training, "prepare", pressed)
     fails(train(corpus, tmp_path / "ck"), 130, "Error: interrupted")
 
 
@@ -286,10 +286,10 @@ def test_keep_last_latest_and_best(corpus, tmp_path):
     ok(train(corpus, ck, "--eval-every", "2", "--keep-last", "2", "--lr", "0.05"))
     steps = sorted(p.name for p in ck.glob("step-*.npz"))
     assert steps == ["step-00000008.npz", "step-00000010.npz"]
-    assert [C.load(str(ck / s)).progress["step"] for s in steps] == [8, 10]
+    assert [checkpoint.load(str(ck / s)).progress["step"] for s in steps] == [8, 10]
     val = {r["step"]: r["val_loss"] for r in map(json.loads, (ck / "metrics.jsonl").read_text().splitlines())}
-    assert C.load(str(ck / C.LATEST)).progress["step"] == 10
-    assert C.load(str(ck / C.BEST)).progress["step"] == min(val, key=val.get)
+    assert checkpoint.load(str(ck / checkpoint.LATEST)).progress["step"] == 10
+    assert checkpoint.load(str(ck / checkpoint.BEST)).progress["step"] == min(val, key=val.get)
 
 
 # ---------------------------------------------------------------------- output

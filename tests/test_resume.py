@@ -5,7 +5,7 @@ checkpoint untouched."""
 import numpy as np
 import pytest
 
-from charrnn import checkpoint as C
+from charrnn import checkpoint
 from conftest import make_text
 from reliability_helpers import TINY, fails, interrupt_at, ok, run, sha256, train
 
@@ -19,9 +19,9 @@ def corpus(tmp_path):
     return path
 
 
-def assert_same_run(a: C.Checkpoint, b: C.Checkpoint) -> None:
+def assert_same_run(a: checkpoint.Checkpoint, b: checkpoint.Checkpoint) -> None:
     """Everything but wall-clock time is equal: arrays bit for bit, counters exactly."""
-    for name in ("params", "opt_state", "state"):
+    for name in ("params", "opt_state", "hidden"):
         x, y = getattr(a, name), getattr(b, name)
         assert x.keys() == y.keys() and (x or name == "opt_state"), name  # sgd keeps no state
 
@@ -46,9 +46,9 @@ def test_interrupt_and_resume_equals_an_uninterrupted_run(cell, optimizer, batch
     with monkeypatch.context() as m:
         interrupt_at(m, N)
         fails(train(corpus, tmp_path / "resumed", *opts), 130, f"at step {N}")
-    assert C.load(tmp_path / "resumed" / C.LATEST).progress["step"] == N
+    assert checkpoint.load(tmp_path / "resumed" / checkpoint.LATEST).progress["step"] == N
     ok(run("train", corpus, "--checkpoint-dir", tmp_path / "resumed", "--resume", "-q"))
-    assert_same_run(C.load(str(tmp_path / "straight" / C.LATEST)), C.load(str(tmp_path / "resumed" / C.LATEST)))
+    assert_same_run(checkpoint.load(str(tmp_path / "straight" / checkpoint.LATEST)), checkpoint.load(str(tmp_path / "resumed" / checkpoint.LATEST)))
 
 
 def test_extending_max_steps_continues_exactly(corpus, tmp_path):
@@ -58,7 +58,7 @@ def test_extending_max_steps_continues_exactly(corpus, tmp_path):
     ok(train(corpus, tmp_path / "straight", *opts, "--max-steps", 2 * N))
     ok(train(corpus, tmp_path / "twice", *opts, "--max-steps", N))
     ok(run("train", corpus, "--checkpoint-dir", tmp_path / "twice", "--resume", "--max-steps", 2 * N, "-q"))
-    assert_same_run(C.load(str(tmp_path / "straight" / C.LATEST)), C.load(str(tmp_path / "twice" / C.LATEST)))
+    assert_same_run(checkpoint.load(str(tmp_path / "straight" / checkpoint.LATEST)), checkpoint.load(str(tmp_path / "twice" / checkpoint.LATEST)))
 
 
 @pytest.fixture
@@ -71,10 +71,10 @@ def trained(corpus, tmp_path):
 def test_resume_with_another_vocabulary_is_refused(trained, tmp_path):
     other = tmp_path / "other.txt"
     other.write_text(make_text(2000, seed=1).upper() + "@", encoding="utf-8")
-    before = sha256(trained / C.LATEST)
+    before = sha256(trained / checkpoint.LATEST)
     fails(run("train", other, "--checkpoint-dir", trained, "--resume"), 1,
           "vocabulary mismatch", "new characters '@', 'E'", "and ")
-    assert sha256(trained / C.LATEST) == before
+    assert sha256(trained / checkpoint.LATEST) == before
 
 
 @pytest.mark.parametrize("option,value,saved", [
@@ -83,17 +83,17 @@ def test_resume_with_another_vocabulary_is_refused(trained, tmp_path):
     ("--optimizer", "sgd", "adam"), ("--lr", "0.1", "0.003"), ("--rng-seed", "7", "1234"),
 ])
 def test_resume_with_contradicting_options_names_the_flag(trained, corpus, option, value, saved):
-    before = sorted(p.name for p in trained.iterdir()), sha256(trained / C.LATEST)
+    before = sorted(p.name for p in trained.iterdir()), sha256(trained / checkpoint.LATEST)
     fails(run("train", corpus, "--checkpoint-dir", trained, "--resume", option, value), 1,
           f"{option} {value} contradicts the checkpoint, which was trained with {option} {saved}",
           f"drop {option}")
-    assert (sorted(p.name for p in trained.iterdir()), sha256(trained / C.LATEST)) == before
+    assert (sorted(p.name for p in trained.iterdir()), sha256(trained / checkpoint.LATEST)) == before
 
 
 def test_resume_may_change_when_to_stop_and_report(trained, corpus):
     ok(run("train", corpus, "--checkpoint-dir", trained, "--resume", "--max-steps", "14",
            "--eval-every", "2", "--time-limit", "1h", "-q"))
-    assert C.load(str(trained / C.LATEST)).progress["step"] == 14
+    assert checkpoint.load(str(trained / checkpoint.LATEST)).progress["step"] == 14
 
 
 def test_resume_of_a_finished_run_says_so(trained, corpus):
@@ -122,16 +122,16 @@ def test_resume_with_nothing_to_resume(corpus, tmp_path):
 
 
 def test_resume_from_a_model_without_training_state(trained, corpus, tmp_path):
-    ckpt = C.load(str(trained / C.LATEST))
+    ckpt = checkpoint.load(str(trained / checkpoint.LATEST))
     ckpt.progress, ckpt.rng_state = {}, None  # as an exported, sample-only model would be
-    C.save(ckpt, str(tmp_path / "model.npz"))
+    checkpoint.save(ckpt, str(tmp_path / "model.npz"))
     fails(run("train", corpus, "--checkpoint-dir", tmp_path / "new", "--resume", tmp_path / "model.npz"), 1,
           "holds a model but not its training state", "start a new run")
 
 
 def test_a_new_run_does_not_overwrite_an_old_one(trained, corpus):
-    before = sha256(trained / C.LATEST)
+    before = sha256(trained / checkpoint.LATEST)
     fails(train(corpus, trained), 2, "already holds a checkpoint", "--resume", "--overwrite")
-    assert sha256(trained / C.LATEST) == before
+    assert sha256(trained / checkpoint.LATEST) == before
     ok(train(corpus, trained, "--overwrite", "--max-steps", "5"))
-    assert C.load(str(trained / C.LATEST)).progress["step"] == 5
+    assert checkpoint.load(str(trained / checkpoint.LATEST)).progress["step"] == 5

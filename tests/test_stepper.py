@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from charrnn import model as M
+from charrnn import model
 from charrnn.config import ModelConfig
 from charrnn.stepper import Stepper
 
@@ -13,13 +13,13 @@ from charrnn.stepper import Stepper
 def test_stepper_matches_forward(cell, n_layers):
     rng = np.random.default_rng(0)
     cfg = ModelConfig(cell=cell, vocab_size=9, hidden_size=5, n_layers=n_layers, dropout=0.0)
-    params = M.init_params(cfg, rng, dtype=np.float64)
+    params = model.init_params(cfg, rng, dtype=np.float64)
     for p in params.values():
         p += rng.normal(0, 0.3, p.shape)
     K, T = 3, 7
     x = rng.integers(0, 9, (K, T))
-    state = [tuple(rng.normal(0, 0.5, (K, 5)) for _ in layer) for layer in M.init_state(cfg, K, np.float64)]
-    logits, _, _ = M.forward(params, cfg, x, state)
+    state = [tuple(rng.normal(0, 0.5, (K, 5)) for _ in layer) for layer in model.init_hidden(cfg, K, np.float64)]
+    logits, _, _ = model.forward(params, cfg, x, state)
     stepper = Stepper(params, cfg, state)
     for t in range(T):
         np.testing.assert_allclose(stepper.step(x[:, t]), logits[t], rtol=1e-10, atol=1e-12)
@@ -30,10 +30,10 @@ def test_single_stream_path_matches_forward(cell):
     """K = 1 takes its own path (row adds instead of a gather)."""
     rng = np.random.default_rng(1)
     cfg = ModelConfig(cell=cell, vocab_size=9, hidden_size=5, n_layers=2, dropout=0.0)
-    params = M.init_params(cfg, rng, dtype=np.float64)
+    params = model.init_params(cfg, rng, dtype=np.float64)
     x = rng.integers(0, 9, (1, 6))
-    state = M.init_state(cfg, 1, np.float64)
-    logits, _, _ = M.forward(params, cfg, x, state)
+    state = model.init_hidden(cfg, 1, np.float64)
+    logits, _, _ = model.forward(params, cfg, x, state)
     stepper = Stepper(params, cfg, state, logit_scale=0.5)
     for t in range(6):
         np.testing.assert_allclose(stepper.step(x[:, t]), 0.5 * logits[t], rtol=1e-10, atol=1e-12)

@@ -33,22 +33,22 @@ def eval_(files, checkpoints, held_out, encoding, as_json):
       charrnn eval -c checkpoints/a -c checkpoints/b test.txt --json
       charrnn eval -c checkpoints/tales -c checkpoints/names
     """
-    from charrnn import checkpoint as C
-    from charrnn import evaluation as E
+    from charrnn import checkpoint
+    from charrnn import evaluation
 
     results = []
     for spec in checkpoints:
-        path = C.resolve(spec)
-        ckpt = C.load(path)
+        path = checkpoint.resolve(spec)
+        ckpt = checkpoint.load(path)
         if files:
             jobs = [(f, encoding, held_out) for f in files]
         else:
-            corpus, corpus_encoding, unchanged = E.training_corpus(ckpt, path)
+            corpus, corpus_encoding, unchanged = evaluation.training_corpus(ckpt, path)
             if not unchanged:
                 click.echo(f"warning: {corpus} changed since {path} was trained on it", err=True)
             jobs = [(corpus, corpus_encoding, True)]
         for file, enc, only_held_out in jobs:
-            score = E.score(ckpt, file, enc, only_held_out)
+            score = evaluation.score(ckpt, file, enc, only_held_out)
             results.append((path, score))
             if score.unknown:
                 shown = ", ".join(f"{c!r} x{n}" for c, n in list(score.unknown.items())[:10])

@@ -23,11 +23,11 @@ def info(paths, as_json):
       charrnn info checkpoints/tales/latest.npz --json
       charrnn info checkpoints/*/ --json | jq .best_val_bpc
     """
-    from charrnn import checkpoint as C
+    from charrnn import checkpoint
 
     for i, spec in enumerate(paths):
-        path = C.resolve(spec)
-        facts = describe(path, C.load(path))
+        path = checkpoint.resolve(spec)
+        facts = describe(path, checkpoint.load(path))
         if as_json:
             click.echo(json.dumps(facts))
         else:
@@ -38,12 +38,12 @@ def describe(path: str, ckpt) -> dict:
     """Everything worth knowing about ``ckpt``, JSON-ready (no parameters, no RNG state)."""
     import math
 
-    from charrnn import model as M
+    from charrnn import model
 
     progress = dict(ckpt.progress)
     best = progress.get("best_val")
     return {"checkpoint": path, "model": ckpt.model_cfg.to_dict(), "train": ckpt.train_cfg.to_dict(),
-            "n_params": M.n_params(ckpt.model_cfg), "vocab_size": ckpt.vocab.size, "vocab": ckpt.vocab.chars,
+            "n_params": model.n_params(ckpt.model_cfg), "vocab_size": ckpt.vocab.size, "vocab": ckpt.vocab.chars,
             "progress": progress, "steps": progress.get("step"),
             "best_val_loss": best, "best_val_bpc": None if best is None else best / math.log(2),
             "corpus": dict(ckpt.corpus)}

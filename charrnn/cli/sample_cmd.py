@@ -37,7 +37,7 @@ def _write_stream(chunks, flush_every: float = 0.05) -> None:
 
 
 @click.command()
-@click.option("-c", "--checkpoint", type=click.Path(),
+@click.option("-c", "--checkpoint", "checkpoint_path", type=click.Path(),
               help="A checkpoint file, or a run directory (its best.npz is used) "
                    "[default: the most recently written run under checkpoints/].")
 @click.option("-s", "--seed", default="", show_default=False,
@@ -58,7 +58,7 @@ def _write_stream(chunks, flush_every: float = 0.05) -> None:
               help="Generate this many samples in one batched pass.")
 @click.option("--json", "as_json", is_flag=True,
               help='Print one JSON object per sample: {"seed", "text", "checkpoint"}.')
-def sample(checkpoint, seed, n, temperature, top_k, greedy, rng_seed, stop, num_samples, as_json):
+def sample(checkpoint_path, seed, n, temperature, top_k, greedy, rng_seed, stop, num_samples, as_json):
     """Generate text from a trained model.
 
     \b
@@ -69,16 +69,16 @@ def sample(checkpoint, seed, n, temperature, top_k, greedy, rng_seed, stop, num_
     """
     import numpy as np
 
-    from charrnn import checkpoint as C
-    from charrnn import sample as S
+    from charrnn import checkpoint
+    from charrnn import sampling
 
-    path = C.resolve(checkpoint or find_latest_run())
-    ckpt = C.load(path)
+    path = checkpoint.resolve(checkpoint_path or find_latest_run())
+    ckpt = checkpoint.load(path)
     if stop and "\\" in stop:  # let scripts write --stop '\n' as well as $'\n'
         stop = stop.encode("latin-1", "backslashreplace").decode("unicode_escape")
     rng = np.random.default_rng(rng_seed)
-    seed = seed or S.default_seed(ckpt.vocab)
-    steps = S.generate(ckpt.params, ckpt.model_cfg, ckpt.vocab, seed, n, temperature=temperature,
+    seed = seed or sampling.default_seed(ckpt.vocab)
+    steps = sampling.generate(ckpt.params, ckpt.model_cfg, ckpt.vocab, seed, n, temperature=temperature,
                        top_k=top_k, greedy=greedy, rng=rng, num_samples=num_samples, stop=stop)
     try:
         _emit(steps, seed, stop, path, n, num_samples, as_json)

@@ -1,4 +1,4 @@
-"""`charrnn train`: option parsing and reporting around charrnn.train."""
+"""`charrnn train`: option parsing and reporting around charrnn.training."""
 
 from __future__ import annotations
 
@@ -113,9 +113,9 @@ def train(ctx, files, encoding, checkpoint_dir, resume, concat, force, as_json, 
       charrnn train input.txt --cell gru --hidden-size 512 --layers 1
       charrnn train input.txt --resume --time-limit 20m
     """
-    from charrnn import batch as B
-    from charrnn import checkpoint as C
-    from charrnn import train as T
+    from charrnn import jobs
+    from charrnn import checkpoint
+    from charrnn import training
 
     given = {k for k in opts if ctx.get_parameter_source(k) in
              (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
@@ -128,42 +128,42 @@ def train(ctx, files, encoding, checkpoint_dir, resume, concat, force, as_json, 
             raise UsageError(f"{path}: no such file")
         if os.path.isdir(path):
             raise UsageError(f"{path} is a directory, not a text file")
-    jobs = B.plan(files, checkpoint_dir, concat)
-    if resume and len(jobs) > 1:
+    planned = jobs.plan(files, checkpoint_dir, concat)
+    if resume and len(planned) > 1:
         raise UsageError("--resume PATH names one checkpoint; with several corpora, use --resume "
                          "alone and each continues from its own directory")
     results = []
-    for job in jobs:  # one corpus failing must not stop the others: report it and go on
+    for job in planned:  # one corpus failing must not stop the others: report it and go on
         try:
             with RunLock(job.directory, force, warn=lambda s: click.echo(s, err=True)) as lock:
                 if lock.exclusive:  # what a killed run left half-written
-                    for name in C.sweep_stale_temps(job.directory):
+                    for name in checkpoint.sweep_stale_temps(job.directory):
                         report(f"removed {name}, left by an interrupted save")
                 if job.sources:
-                    B.join_files(job.sources, encoding, job.path)
+                    jobs.join_files(job.sources, encoding, job.path)
                     job_encoding = "utf-8"  # join_files wrote UTF-8
                 else:
                     job_encoding = encoding
                 if resume is not None:
-                    source = T.resume_source(resume or job.directory)
+                    source = training.resume_source(resume or job.directory)
                     given_encoding = job.sources or ctx.get_parameter_source("encoding") is ParameterSource.COMMANDLINE
-                    run, state = T.resume(job.path, C.load(source), job.directory,  # None: the checkpoint's
+                    run, state = training.resume(job.path, checkpoint.load(source), job.directory,  # None: the checkpoint's
                                           job_encoding if given_encoding else None,
                                           {MODEL_OPTIONS[k]: opts[k] for k in MODEL_OPTIONS if k in given},
                                           {k: train_opts[k] for k in TRAIN_OPTIONS if k in given})
                     report(f"resuming from {source} at step {state.step}")
                 else:
                     if not opts["overwrite"]:
-                        T.check_fresh(job.directory)
-                    run = T.prepare(job.path, model_opts, TrainConfig(**train_opts), job.directory, job_encoding)
-                    state = T.new_state(run)
-                    T.reset_metrics(run)
+                        training.check_fresh(job.directory)
+                    run = training.prepare(job.path, model_opts, TrainConfig(**train_opts), job.directory, job_encoding)
+                    state = training.new_state(run)
+                    training.reset_metrics(run)
                 if job.sources:
                     run.corpus.update(name=job.label, sources=[os.path.abspath(f) for f in job.sources])
                 report(f"training {run.model_cfg.cell} {run.model_cfg.n_layers}x{run.model_cfg.hidden_size} "
                        f"on {job.label}: {len(run.train_ids):,} train / {len(run.val_ids) - run.n_context:,} "
                        f"validation chars, vocabulary {run.vocab.size}; checkpoints in {job.directory}")
-                result = T.train(run, state, report=report, progress_bar=show_progress,
+                result = training.train(run, state, report=report, progress_bar=show_progress,
                                  keep_last=opts["keep_last"])
 
             report(f"best validation loss {result['best_val_loss']:.4f} nats/char "
@@ -172,10 +172,10 @@ def train(ctx, files, encoding, checkpoint_dir, resume, concat, force, as_json, 
             result = {**result, "status": "ok"}
         except Interrupted as exc:
             results.append((job, {"status": "interrupted", "error": str(exc)}))
-            _batch_summary(results, len(jobs), quiet)
+            _batch_summary(results, len(planned), quiet)
             raise
         except CharRNNError as exc:
-            if len(jobs) == 1:
+            if len(planned) == 1:
                 raise
             click.echo(f"{job.label}: failed: {exc}", err=True)
             result = {"corpus": os.path.abspath(job.path), "status": "failed", "error": str(exc)}
@@ -183,7 +183,7 @@ def train(ctx, files, encoding, checkpoint_dir, resume, concat, force, as_json, 
         results.append((job, result))
         if as_json:
             click.echo(json.dumps(result))
-    _batch_summary(results, len(jobs), quiet)
+    _batch_summary(results, len(planned), quiet)
 
 
 def _batch_summary(results, n_jobs: int, quiet: bool) -> None:

@@ -12,7 +12,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 
-from charrnn import data as D
+from charrnn import data
 from charrnn.errors import DataError, UsageError
 
 JOINED = "corpus.txt"  # the joined text of a --concat run, inside its run directory
@@ -64,7 +64,7 @@ def join_files(files, encoding: str, dest: str) -> None:
             for path in files:
                 if last != "\n":
                     out.write("\n")
-                for piece in D.iter_text(path, encoding):
+                for piece in data.iter_text(path, encoding):
                     out.write(piece)
                     last = piece[-1]
         os.replace(tmp, dest)

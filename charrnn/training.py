@@ -20,10 +20,10 @@ from typing import Callable
 
 import numpy as np
 
-from charrnn import checkpoint as C
-from charrnn import data as D
-from charrnn import evaluation as E
-from charrnn import model as M
+from charrnn import checkpoint
+from charrnn import data
+from charrnn import evaluation
+from charrnn import model
 from charrnn import optim
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.memory import keep_freed_memory
@@ -55,7 +55,7 @@ class Run:
 
     model_cfg: ModelConfig
     train_cfg: TrainConfig
-    vocab: D.Vocab
+    vocab: data.Vocab
     train_ids: np.ndarray
     val_ids: np.ndarray               # the validation text, after n_context chars of context
     checkpoint_dir: str
@@ -65,10 +65,10 @@ class Run:
 
 
 def prepare(path: str, model_cfg: dict, train_cfg: TrainConfig, checkpoint_dir: str,
-            encoding: str = "utf-8", vocab: D.Vocab | None = None) -> Run:
+            encoding: str = "utf-8", vocab: data.Vocab | None = None) -> Run:
     """Read the corpus, fix the vocabulary and validate that it can be trained on."""
-    ids, vocab = D.load_corpus(path, encoding, vocab)
-    train_ids, val_ids = D.split(ids, train_cfg.val_frac)
+    ids, vocab = data.load_corpus(path, encoding, vocab)
+    train_ids, val_ids = data.split(ids, train_cfg.val_frac)
     B, T = train_cfg.batch_size, train_cfg.seq_len
     if len(train_ids) < B * (T + 1):  # one chunk per stream: checked first, it is the usual culprit
         raise DataError(
@@ -81,8 +81,8 @@ def prepare(path: str, model_cfg: dict, train_cfg: TrainConfig, checkpoint_dir: 
                         f"{train_cfg.val_frac} (that rounds to none); raise --val-frac or use a longer text")
     cfg = ModelConfig(**{**model_cfg, "vocab_size": vocab.size})
     corpus = {"path": os.path.abspath(path), "name": os.path.basename(path), "chars": int(len(ids)),
-              "sha256": D.file_sha256(path), "encoding": encoding}
-    n_context = min(len(train_ids), E.EVAL_WARMUP + 1)
+              "sha256": data.file_sha256(path), "encoding": encoding}
+    n_context = min(len(train_ids), evaluation.EVAL_WARMUP + 1)
     context_and_val = ids[len(train_ids) - n_context:]
     run = Run(cfg, train_cfg, vocab, train_ids, context_and_val, checkpoint_dir, corpus, n_context)
     if vocab.size == 1:  # trains fine (the loss is exactly 0), but the user probably meant another file
@@ -93,35 +93,35 @@ def prepare(path: str, model_cfg: dict, train_cfg: TrainConfig, checkpoint_dir: 
 
 def new_state(run: Run) -> TrainState:
     rng = np.random.default_rng(run.train_cfg.rng_seed)
-    params = M.init_params(run.model_cfg, rng)
+    params = model.init_params(run.model_cfg, rng)
     return TrainState(params=params, opt_state=optim.init_state(run.train_cfg.optimizer, params),
-                      hidden=M.init_state(run.model_cfg, run.train_cfg.batch_size), rng=rng)
+                      hidden=model.init_hidden(run.model_cfg, run.train_cfg.batch_size), rng=rng)
 
 
-def state_from_checkpoint(ckpt: C.Checkpoint) -> TrainState:
-    """The training state saved in ``ckpt``. C.load has checked the values of whatever
+def state_from_checkpoint(ckpt: checkpoint.Checkpoint) -> TrainState:
+    """The training state saved in ``ckpt``. checkpoint.load has checked the values of whatever
     it holds; a model saved without its training state cannot be resumed."""
     p = ckpt.progress
-    missing = [k for k in (*C.PROGRESS_INTS, *C.PROGRESS_FLOATS) if k not in p]
-    missing += [what for what, ok in (("rng_state", ckpt.rng_state is not None), ("hidden state", bool(ckpt.state)))
+    missing = [k for k in (*checkpoint.PROGRESS_INTS, *checkpoint.PROGRESS_FLOATS) if k not in p]
+    missing += [what for what, ok in (("rng_state", ckpt.rng_state is not None), ("hidden state", bool(ckpt.hidden)))
                 if not ok]
     if missing:
         raise CheckpointError(f"the checkpoint holds a model but not its training state (no {missing[0]}), "
                               f"so it cannot be resumed; start a new run")
     rng = np.random.default_rng()
     rng.bit_generator.state = ckpt.rng_state
-    hidden = M.unflatten_state(ckpt.model_cfg, ckpt.state)
+    hidden = model.unflatten_hidden(ckpt.model_cfg, ckpt.hidden)
     return TrainState(params=ckpt.params, opt_state=ckpt.opt_state, hidden=hidden, rng=rng,
                       step=p["step"], epoch=p["epoch"], chunk=p["chunk"],
                       smoothed_loss=p["smoothed_loss"], elapsed=p["elapsed"],
                       best_val=p["best_val"], last_val=p["last_val"])
 
 
-def to_checkpoint(run: Run, st: TrainState) -> C.Checkpoint:
+def to_checkpoint(run: Run, st: TrainState) -> checkpoint.Checkpoint:
     progress = {"step": st.step, "epoch": st.epoch, "chunk": st.chunk, "smoothed_loss": st.smoothed_loss,
                 "elapsed": st.elapsed, "best_val": st.best_val, "last_val": st.last_val}
-    return C.Checkpoint(run.model_cfg, run.train_cfg, run.vocab, st.params, st.opt_state,
-                        M.flatten_state(run.model_cfg, st.hidden), progress,
+    return checkpoint.Checkpoint(run.model_cfg, run.train_cfg, run.vocab, st.params, st.opt_state,
+                        model.flatten_hidden(run.model_cfg, st.hidden), progress,
                         st.rng.bit_generator.state, run.corpus)
 
 
@@ -145,12 +145,12 @@ def _contradiction(key: str, value, saved) -> ConfigError:
 def resume_source(path: str) -> str:
     """The checkpoint that --resume continues: a file, or a run directory's latest.npz."""
     if os.path.isdir(path):
-        latest = os.path.join(path, C.LATEST)
+        latest = os.path.join(path, checkpoint.LATEST)
         if os.path.isfile(latest):
             return latest
-        raise CheckpointError(f"nothing to resume: {path} holds no {C.LATEST}; drop --resume to start a new run"
-                              + (f", or resume from {os.path.join(path, C.BEST)}"
-                                 if os.path.isfile(os.path.join(path, C.BEST)) else ""))
+        raise CheckpointError(f"nothing to resume: {path} holds no {checkpoint.LATEST}; drop --resume to start a new run"
+                              + (f", or resume from {os.path.join(path, checkpoint.BEST)}"
+                                 if os.path.isfile(os.path.join(path, checkpoint.BEST)) else ""))
     if not os.path.exists(path):
         raise CheckpointError(f"nothing to resume: no checkpoint at {path}; drop --resume to start a new run")
     return path
@@ -159,20 +159,20 @@ def resume_source(path: str) -> str:
 def check_fresh(directory: str) -> None:
     """A new run writes latest.npz and best.npz: refuse to overwrite another run's, which
     may hold hours of training, unless asked to."""
-    for name in (C.LATEST, C.BEST):
+    for name in (checkpoint.LATEST, checkpoint.BEST):
         if os.path.exists(os.path.join(directory, name)):
             raise UsageError(f"{directory} already holds a checkpoint ({name}); continue that run with "
                              f"--resume, start over with --overwrite, or choose another --checkpoint-dir")
 
 
-def check_resume(ckpt: C.Checkpoint, model_opts: dict, train_opts: dict, vocab: D.Vocab) -> TrainConfig:
+def check_resume(ckpt: checkpoint.Checkpoint, model_opts: dict, train_opts: dict, vocab: data.Vocab) -> TrainConfig:
     """Compare the options the user gave explicitly with the checkpoint's; return the
     train config to continue with. Contradictions name the field."""
     if vocab.chars != ckpt.vocab.chars:
         added = sorted(set(vocab.chars) - set(ckpt.vocab.chars))
         removed = sorted(set(ckpt.vocab.chars) - set(vocab.chars))
-        detail = "; ".join(s for s in (added and f"new characters {D.format_chars(added, 12)}",
-                                       removed and f"missing characters {D.format_chars(removed, 12)}") if s)
+        detail = "; ".join(s for s in (added and f"new characters {data.format_chars(added, 12)}",
+                                       removed and f"missing characters {data.format_chars(removed, 12)}") if s)
         raise ConfigError(f"vocabulary mismatch: the text's vocabulary differs from the checkpoint's ({detail})")
     saved_model = ckpt.model_cfg.to_dict()
     for key, value in model_opts.items():
@@ -186,7 +186,7 @@ def check_resume(ckpt: C.Checkpoint, model_opts: dict, train_opts: dict, vocab: 
     return TrainConfig.from_dict(saved)
 
 
-def resume(path: str, ckpt: C.Checkpoint, checkpoint_dir: str, encoding: str,
+def resume(path: str, ckpt: checkpoint.Checkpoint, checkpoint_dir: str, encoding: str,
            model_opts: dict, train_opts: dict) -> tuple[Run, TrainState]:
     """Set up a run that continues ``ckpt`` on the text at ``path``. The options are only
     those the user gave explicitly; they must agree with the checkpoint. ``encoding``
@@ -229,13 +229,13 @@ def shard_runner(batch_size: int) -> ShardRunner:
     return ShardRunner(batch_size)
 
 
-def train_step(run: Run, st: TrainState, streams: D.Streams) -> float:
+def train_step(run: Run, st: TrainState, streams: data.Streams) -> float:
     """One optimizer step on the next chunk. Returns the chunk's loss (nats/char)."""
     cfg = run.train_cfg
     if st.chunk >= streams.chunks_per_epoch:
         st.epoch += 1
         st.chunk = 0
-        st.hidden = M.init_state(run.model_cfg, cfg.batch_size)  # a new pass starts from zero state
+        st.hidden = model.init_hidden(run.model_cfg, cfg.batch_size)  # a new pass starts from zero state
     x, y = streams.chunk(st.chunk)
     loss, grads, hidden = shard_runner(cfg.batch_size).loss_and_grads(
         st.params, run.model_cfg, x, y, st.hidden, run.model_cfg.dropout, st.rng)
@@ -281,17 +281,17 @@ def save_checkpoints(run: Run, st: TrainState, improved: bool, keep_last: int = 
     """latest.npz always, best.npz when validation improved, and with ``keep_last`` a
     step-numbered copy, pruned to the newest ``keep_last`` once the new one is in place."""
     ckpt = to_checkpoint(run, st)
-    latest = os.path.join(run.checkpoint_dir, C.LATEST)
-    C.save(ckpt, latest)
+    latest = os.path.join(run.checkpoint_dir, checkpoint.LATEST)
+    checkpoint.save(ckpt, latest)
     paths = {"latest": latest}
     if improved:
-        best = os.path.join(run.checkpoint_dir, C.BEST)
-        C.save(ckpt, best)
+        best = os.path.join(run.checkpoint_dir, checkpoint.BEST)
+        checkpoint.save(ckpt, best)
         paths["best"] = best
     if keep_last:
-        paths["step"] = C.step_path(run.checkpoint_dir, st.step)
-        C.save(ckpt, paths["step"])
-        C.prune_steps(run.checkpoint_dir, keep_last)
+        paths["step"] = checkpoint.step_path(run.checkpoint_dir, st.step)
+        checkpoint.save(ckpt, paths["step"])
+        checkpoint.prune_steps(run.checkpoint_dir, keep_last)
     return paths
 
 
@@ -325,7 +325,7 @@ def resume_hint(run: Run, keep_last: int = 0) -> str:
 
 
 def _what_was_kept(run: Run, saved_step: int | None) -> str:
-    latest = os.path.join(run.checkpoint_dir, C.LATEST)
+    latest = os.path.join(run.checkpoint_dir, checkpoint.LATEST)
     if saved_step is not None:
         return f"{latest} (step {saved_step}) was left as it was"
     if os.path.exists(latest):
@@ -344,9 +344,9 @@ def train(run: Run, st: TrainState, report: Callable[[str], None] = lambda s: No
     from tqdm import tqdm
 
     cfg = run.train_cfg
-    streams = D.Streams(run.train_ids, cfg.batch_size, cfg.seq_len)
+    streams = data.Streams(run.train_ids, cfg.batch_size, cfg.seq_len)
     chars_per_step = cfg.batch_size * cfg.seq_len
-    C.check_writable(run.checkpoint_dir)
+    checkpoint.check_writable(run.checkpoint_dir)
     bar = tqdm(total=cfg.max_steps or None, initial=st.step, disable=not progress_bar,
                unit="step", dynamic_ncols=True, leave=True)
     write = bar.write if progress_bar else report
@@ -368,10 +368,10 @@ def train(run: Run, st: TrainState, report: Callable[[str], None] = lambda s: No
 
     def checkpoint_now():
         nonlocal saved, saved_step
-        for name, p in st.params.items():  # C.save would refuse them; say what happened instead
+        for name, p in st.params.items():  # checkpoint.save would refuse them; say what happened instead
             if not np.all(np.isfinite(p)):
                 raise TrainingDiverged(f"parameter {name} became NaN or infinite by step {st.step}")
-        total, count = E.evaluate(st.params, run.model_cfg, run.val_ids, run.n_context)
+        total, count = evaluation.evaluate(st.params, run.model_cfg, run.val_ids, run.n_context)
         val = total / max(count, 1)
         st.last_val = val
         improved = st.best_val is None or val < st.best_val
@@ -381,10 +381,10 @@ def train(run: Run, st: TrainState, report: Callable[[str], None] = lambda s: No
         saved_step = st.step
         record = {"step": st.step, "epoch": st.epoch, "elapsed": round(st.elapsed, 3),
                   "lr": learning_rate(cfg, st), "train_loss": st.smoothed_loss,
-                  "val_loss": val, "val_bpc": val / M.LN2, "chars_per_s": round(rate, 1)}
+                  "val_loss": val, "val_bpc": val / model.LN2, "chars_per_s": round(rate, 1)}
         append_metrics(run, record)
         write(f"step {st.step}  epoch {st.epoch}  train {st.smoothed_loss:.4f}  "
-              f"val {val:.4f} nats/char = {val / M.LN2:.4f} bits/char"
+              f"val {val:.4f} nats/char = {val / model.LN2:.4f} bits/char"
               f"{'  (best)' if improved else ''}  {rate:,.0f} chars/s")
 
     try:
@@ -423,11 +423,11 @@ def train(run: Run, st: TrainState, report: Callable[[str], None] = lambda s: No
 
 
 def summary(run: Run, st: TrainState, saved: dict, rate: float) -> dict:
-    best = os.path.join(run.checkpoint_dir, C.BEST)
+    best = os.path.join(run.checkpoint_dir, checkpoint.BEST)
     return {
         "corpus": run.corpus.get("path"), "steps": st.step, "epochs": st.epoch,
         "elapsed": round(st.elapsed, 3), "chars_per_s": round(rate, 1),
         "train_loss": st.smoothed_loss, "val_loss": st.last_val,
-        "best_val_loss": st.best_val, "best_val_bpc": None if st.best_val is None else st.best_val / M.LN2,
+        "best_val_loss": st.best_val, "best_val_bpc": None if st.best_val is None else st.best_val / model.LN2,
         "latest_checkpoint": saved.get("latest"), "best_checkpoint": best if os.path.exists(best) else None,
     }

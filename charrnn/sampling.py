@@ -12,7 +12,7 @@ from typing import Iterator
 
 import numpy as np
 
-from charrnn import model as M
+from charrnn import model
 from charrnn.config import ModelConfig
 from charrnn.data import Vocab, format_chars
 from charrnn.errors import UsageError
@@ -76,8 +76,8 @@ def _generate(params, cfg, vocab, seed, n, temperature, top_k, greedy, rng, K, s
     if n == 0:
         return
     ids = np.tile(vocab.encode(seed).astype(np.int64), (K, 1))  # (K, len(seed))
-    state = M.init_state(cfg, K, params["Why"].dtype)
-    logits, state, _ = M.forward(params, cfg, ids, state)  # the whole seed in one pass
+    state = model.init_hidden(cfg, K, params["Why"].dtype)
+    logits, state, _ = model.forward(params, cfg, ids, state)  # the whole seed in one pass
     last = logits[-1] / np.float32(temperature)  # (K,V)
     stepper = Stepper(params, cfg, state, logit_scale=1.0 / temperature)
     pick = _Picker(rng, K, vocab.size, top_k, greedy)
