@@ -11,9 +11,10 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from charrnn.cells import SPECS, CellSpec
 from charrnn.errors import ConfigError
 
-CELLS = ("rnn", "lstm", "gru")
+CELLS = tuple(SPECS)
 OPTIMIZERS = ("adam", "adagrad", "rmsprop", "sgd")
 SCHEDULES = ("cosine", "constant")
 
@@ -37,9 +38,14 @@ class ModelConfig:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
 
     @property
+    def spec(self) -> CellSpec:
+        """The cell's facts and functions (cells.SPECS)."""
+        return SPECS[self.cell]
+
+    @property
     def gates(self) -> int:
         """Width G of the fused gate pre-activations: H, 4H (i,f,o,g) or 3H (r,z,n)."""
-        return {"rnn": 1, "lstm": 4, "gru": 3}[self.cell] * self.hidden_size
+        return self.spec.gates * self.hidden_size
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

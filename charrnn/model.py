@@ -6,21 +6,31 @@ treat them uniformly. With L layers, cell width G (H, 4H or 3H), vocabulary V::
     l{k}.Wx   (V,G) for k = 0, (H,G) above   input weights; layer 0's are an embedding
     l{k}.Wh   (H,G)                          recurrent weights
     l{k}.b    (G,)                           input bias (LSTM forget gate starts at 1)
-    l{k}.bhn  (H,)                           GRU only: bias inside r * (h Wh_n + bhn)
+    l{k}.bhn  (H,)                           GRU only: bias inside r * (Wh_n^T h + bhn)
     Why       (H,V), by (V,)                 output layer
 
-Forward for a chunk x (B,T) of character ids, with targets y (B,T)::
+Forward for a chunk x (B,T) of character ids, with targets y (B,T); vectors are
+columns, as in cells.py, and every line holds for all T steps at once but the cell::
 
-    Z_0   = Wx_0[x] + b_0                     embedding lookup, all T steps at once
-    H_k   = cell_k(Z_k, state_k)              the only per-step loop (see cells.py)
-    D_k   = dropout(H_k)                      training only, on every layer's output
-    Z_k+1 = D_k Wx_k+1 + b_k+1                one product per step, no dependencies
-    P     = softmax(D_L-1 Why + by)           the same for the output layer, one softmax
-    loss  = -mean log P[y]                    nats per character
+    Z_0[t]    = Wx_0^T onehot(x_t) + b_0      a lookup: column x_t of the (G,V) table
+    H_k       = cell_k(Z_k, state_k)          the only per-step loop (cells.py)
+    D_k       = dropout(H_k)                  training only, on every layer's output
+    Z_k+1[t]  = Wx_k+1^T D_k[t] + b_k+1       one product for all steps
+    logits[t] = Why^T D_L-1[t] + by
+    loss      = -mean log softmax(logits)[y]  nats per character
 
-Backward mirrors it: one GEMM per weight gradient over the whole chunk, and a
-scatter-add into the rows of the embedding. Internally all arrays are feature-major,
-(T,F,B) per chunk or (F,T*B) as rows for the weight gradients (cells.py says why).
+Backward, from the top::
+
+    dlogits   = (softmax(logits) - onehot(y)) / (B T)
+    dWhy      = Σ_t D_L-1[t] dlogits_t^T,   dby = Σ_t dlogits_t,   dD_L-1 = Why dlogits
+    dH_k      = dropout mask * dD_k / (1 - p)
+    dZ_k, dR_k = cell_k backward (cells.py)
+    db_k      = Σ_t dZ_k[t],   dWh_k = Σ_t h_{t-1} dR_k[t]^T
+    dWx_k     = Σ_t D_k-1[t] dZ_k[t]^T        (k = 0: rows of the embedding)
+    dD_k-1    = Wx_k dZ_k
+
+Each weight gradient is a GEMM over all steps (``_step_outer``). Internally all arrays
+are feature-major, (T,F,B) per chunk or (F,T*B) as rows for the weight gradients.
 """
 
 from __future__ import annotations
@@ -41,16 +51,21 @@ def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
         shapes[f"l{k}.Wx"] = (V if k == 0 else H, G)
         shapes[f"l{k}.Wh"] = (H, G)
         shapes[f"l{k}.b"] = (G,)
-        if cfg.cell == "gru":
-            shapes[f"l{k}.bhn"] = (H,)
+        for name in cfg.spec.extra:
+            shapes[f"l{k}.{name}"] = (H,)
     shapes["Why"] = (H, V)
     shapes["by"] = (V,)
     return shapes
 
 
+def _is_bias(name: str, cfg: ModelConfig) -> bool:
+    return name == "by" or name.split(".")[-1] in ("b", *cfg.spec.extra)
+
+
 def init_params(cfg: ModelConfig, rng: np.random.Generator, dtype=np.float32) -> dict[str, np.ndarray]:
     """Uniform(-1/sqrt(H), 1/sqrt(H)) weights as in PyTorch's recurrent layers; biases zero
-    except the LSTM forget gate, which starts at 1 so that memory is kept by default.
+    except the gates the cell starts at 1 (the LSTM's forget gate, so that memory is
+    kept by default).
 
     Layer 0's input weights are an embedding fused with an input projection. PyTorch's
     Embedding(V,H) ~ N(0,1) followed by U(±1/sqrt(H)) weights gives rows of std
@@ -62,10 +77,11 @@ def init_params(cfg: ModelConfig, rng: np.random.Generator, dtype=np.float32) ->
     bound = 1.0 / np.sqrt(H)
     params = {}
     for name, shape in param_shapes(cfg).items():
-        if name.endswith(".b") or name.endswith(".bhn") or name == "by":
+        if _is_bias(name, cfg):
             p = np.zeros(shape, dtype=dtype)
-            if cfg.cell == "lstm" and name.endswith(".b"):
-                p[H:2 * H] = 1.0
+            if name.endswith(".b"):
+                for gate in cfg.spec.bias_one_gates:
+                    p[gate * H:(gate + 1) * H] = 1.0
         else:
             scale = 1.0 if name == "l0.Wx" else bound
             p = rng.uniform(-scale, scale, size=shape).astype(dtype)
@@ -79,23 +95,21 @@ def n_params(cfg: ModelConfig) -> int:
 
 def hidden_names(cfg: ModelConfig) -> list[str]:
     """Names of the carried hidden-state arrays, each (B,H), in order."""
-    per_layer = ("h", "c") if cfg.cell == "lstm" else ("h",)
-    return [f"l{k}.{s}" for k in range(cfg.n_layers) for s in per_layer]
+    return [f"l{k}.{s}" for k in range(cfg.n_layers) for s in cfg.spec.state]
 
 
 def init_hidden(cfg: ModelConfig, batch_size: int, dtype=np.float32) -> list[tuple[np.ndarray, ...]]:
     """Zero state: one tuple per layer, (h,) or (h, c) for the LSTM, each (B,H)."""
-    n = 2 if cfg.cell == "lstm" else 1
-    return [tuple(np.zeros((batch_size, cfg.hidden_size), dtype=dtype) for _ in range(n))
+    return [tuple(np.zeros((batch_size, cfg.hidden_size), dtype=dtype) for _ in cfg.spec.state)
             for _ in range(cfg.n_layers)]
 
 
-def flatten_hidden(cfg: ModelConfig, state) -> dict[str, np.ndarray]:
-    return dict(zip(hidden_names(cfg), (a for layer in state for a in layer)))
+def flatten_hidden(cfg: ModelConfig, hidden) -> dict[str, np.ndarray]:
+    return dict(zip(hidden_names(cfg), (a for layer in hidden for a in layer)))
 
 
 def unflatten_hidden(cfg: ModelConfig, flat: dict[str, np.ndarray]):
-    n = 2 if cfg.cell == "lstm" else 1
+    n = len(cfg.spec.state)
     arrays = [flat[name] for name in hidden_names(cfg)]
     return [tuple(arrays[k * n:(k + 1) * n]) for k in range(cfg.n_layers)]
 
@@ -105,18 +119,9 @@ def unflatten_hidden(cfg: ModelConfig, flat: dict[str, np.ndarray]):
 # Inside the network every per-chunk array is time-major and feature-major, (T,F,B):
 # see cells.py for why. The carried states are (B,H) outside, (H,B) inside.
 
-def _layer_forward(cfg, params, k, Zx, state, train):
-    Wh = params[f"l{k}.Wh"]
-    if cfg.cell == "rnn":
-        return cells.rnn_forward(Zx, Wh, state, train)
-    if cfg.cell == "lstm":
-        return cells.lstm_forward(Zx, Wh, state, train)
-    return cells.gru_forward(Zx, Wh, params[f"l{k}.bhn"], state, train)
-
-
-def _layer_backward(cfg, dHs, cache, params, k):
-    backward = {"rnn": cells.rnn_backward, "lstm": cells.lstm_backward, "gru": cells.gru_backward}
-    return backward[cfg.cell](dHs, cache, params[f"l{k}.Wh"])
+def layer_extra(cfg: ModelConfig, params, k: int) -> dict[str, np.ndarray]:
+    """Layer k's parameters besides Wx, Wh and b (the GRU's bhn), by short name."""
+    return {name: params[f"l{k}.{name}"] for name in cfg.spec.extra}
 
 
 ONE_HOT_MAX_V = 512  # up to this vocabulary, the embedding is a GEMM with a 0/1 matrix
@@ -135,11 +140,11 @@ def _input_preactivations(cfg, params, k, X_ids, D_below, onehot):
     expect (cells.gate_scale).
 
     Layer 0 is an embedding lookup. Gathering rows gives (T,B,G), and turning that into
-    (T,G,B) costs a transposing copy (2-4 ms for a 32x64 chunk of an LSTM 256); for a
-    small vocabulary the one-hot product table^T (G,V) @ onehot_t (V,B) makes the right
-    layout directly in about 1.5 ms, and its 0/1 matrix serves the gradient too."""
+    (T,G,B) costs a transposing copy; for a small vocabulary the one-hot product
+    table^T (G,V) @ onehot_t (V,B) makes the right layout directly and costs less, and
+    its 0/1 matrix serves the gradient too."""
     Wx, b = params[f"l{k}.Wx"], params[f"l{k}.b"]
-    scale = cells.gate_scale(cfg.cell, cfg.hidden_size, Wx.dtype)
+    scale = cells.gate_scale(cfg.spec, cfg.hidden_size, Wx.dtype)
     T, B = X_ids.shape
     if k == 0:
         table = Wx + b if scale is None else (Wx + b) * scale  # (V,G): bias folded in
@@ -165,7 +170,7 @@ def _forward(params, cfg: ModelConfig, x, state, dropout, rng, train):
     for k in range(cfg.n_layers):
         Zx = _input_preactivations(cfg, params, k, X_ids, D, onehot)
         s_in = tuple(np.ascontiguousarray(s.T, dtype=dtype) for s in state[k])  # (B,H) -> (H,B)
-        hs, cache, s = _layer_forward(cfg, params, k, Zx, s_in, train)
+        hs, cache, s = cfg.spec.forward(Zx, params[f"l{k}.Wh"], layer_extra(cfg, params, k), s_in, train)
         del Zx  # without train, the gates are garbage now: free them before the next layer's
         H_out = hs[1:]  # (T,H,B)
         mask = None
@@ -245,7 +250,7 @@ def loss_and_grads(params, cfg: ModelConfig, x: np.ndarray, y: np.ndarray, state
         if mask is not None:
             dD *= mask  # backprop through dropout
             dD *= 1.0 / (1.0 - dropout)
-        dZx, dR, extra = _layer_backward(cfg, dD, cache, params, k)  # (T,G,B) each
+        dZx, dR, extra = cfg.spec.backward(dD, cache, params[f"l{k}.Wh"])  # (T,G,B) each
         hs_prev = cache[0][:T]  # h_{t-1} of every step
         del cache, dD
         grads[f"l{k}.b"] = dZx.sum(axis=(0, 2))
@@ -255,12 +260,7 @@ def loss_and_grads(params, cfg: ModelConfig, x: np.ndarray, y: np.ndarray, state
             below = None if onehot is None else onehot.reshape(V, T, B).transpose(1, 0, 2)  # (T,V,B)
         else:
             below = caches[k - 1][2]  # the layer's input, (T,H,B)
-        if dR is dZx and below is not None:
-            grads[f"l{k}.Wh"], grads[f"l{k}.Wx"] = _step_outer(dZx, [hs_prev, below])
-        else:
-            grads[f"l{k}.Wh"], = _step_outer(dR, [hs_prev])
-            if below is not None:
-                grads[f"l{k}.Wx"], = _step_outer(dZx, [below])
+        grads[f"l{k}.Wh"], grads[f"l{k}.Wx"] = _weight_grads(dZx, dR, hs_prev, below)
         if below is None:  # a vocabulary too large for the one-hot matrix
             grads["l0.Wx"] = _embedding_grad(X_ids.reshape(N), dZx, V)
         if k > 0:
@@ -269,18 +269,30 @@ def loss_and_grads(params, cfg: ModelConfig, x: np.ndarray, y: np.ndarray, state
     return loss, grads, new_state
 
 
+def _weight_grads(dZx, dR, hs_prev, below):
+    """(dWh, dWx) of one layer: dWh = Σ_t h_{t-1} dR_t^T and dWx = Σ_t below_t dZx_t^T,
+    dWx None without ``below`` (an embedding too large for the one-hot matrix). Where
+    dR is dZx (the cell adds its recurrent product, cells.CellSpec.adds_recurrent), both
+    come from one pass over dZx's blocks."""
+    if below is None:
+        return _step_outer(dR, [hs_prev])[0], None
+    if dR is dZx:
+        dWh, dWx = _step_outer(dZx, [hs_prev, below])
+        return dWh, dWx
+    return _step_outer(dR, [hs_prev])[0], _step_outer(dZx, [below])[0]
+
+
 STEP_BLOCK = 16  # steps per block in _step_outer: (G, 16*B) copies stay small and in cache
 
 
 def _step_outer(A: np.ndarray, Zs: list[np.ndarray]) -> list[np.ndarray]:
     """For A (T,P,B) and each Z (T,Q,B): sum over steps and streams of Z[t] A[t]^T, (Q,P).
 
-    These are the weight gradients (e.g. dWh = sum_t h_{t-1} dA_t^T). Each is a GEMM
+    These are the weight gradients (e.g. dWh = Σ_t h_{t-1} dA_t^T). Each is a GEMM
     with the steps as columns, which needs the (T,F,B) arrays as (F, T*B) rows: they
     are copied block by block (STEP_BLOCK steps at a time) rather than whole, so the
-    copy of A never doubles the largest array of the step (that added 12.6 MB a shard
-    for the default model), and each block is still in cache for its GEMMs. Blocks
-    of 16 ran as fast as one whole-chunk GEMM, or slightly faster, on one thread.
+    copy of A never doubles the largest array of the step, and each block is still in
+    cache for its GEMMs.
     """
     T = A.shape[0]
     sums: list[np.ndarray] = []
@@ -292,7 +304,7 @@ def _step_outer(A: np.ndarray, Zs: list[np.ndarray]) -> list[np.ndarray]:
                 sums.append(part)
             else:
                 sums[j] += part
-    # (P,n)@(n,Q) then one transpose: OpenBLAS ran it ~10% faster than (Q,n)@(n,P)
+    # (P,n)@(n,Q) then one transpose: OpenBLAS ran it faster than (Q,n)@(n,P)
     return [np.ascontiguousarray(s.T) for s in sums]
 
 

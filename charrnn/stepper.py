@@ -15,15 +15,16 @@ out once for that:
 - The σ-gate rows are pre-halved so one tanh serves all gates (σ(x) = 0.5 tanh(x/2)
   + 0.5, as in cells.py), and every buffer is allocated once.
 
-The elementwise step of each cell is cells.lstm_step / cells.gru_step, the code
-training runs; ``tests/test_stepper.py`` checks the outputs against ``model.forward``.
+Each cell's step is its ``CellSpec.step`` (cells.py), which shares its elementwise
+code with training; ``tests/test_stepper.py`` checks the outputs against
+``model.forward`` and ``tests/test_reference.py`` against an independent reference.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from charrnn.cells import gate_scale, gru_step, lstm_step
+from charrnn.cells import gate_scale
 from charrnn.config import ModelConfig
 
 
@@ -32,33 +33,37 @@ class Stepper:
 
     def __init__(self, params: dict, cfg: ModelConfig, state, logit_scale: float = 1.0):
         """``logit_scale`` multiplies the logits (1/temperature), folded into the weights."""
-        self.cfg = cfg
+        self.cfg, self.spec = cfg, cfg.spec
         H, G, L, K = cfg.hidden_size, cfg.gates, cfg.n_layers, state[0][0].shape[0]
         dtype = params["Why"].dtype
-        scale = gate_scale(cfg.cell, H, dtype)
+        scale = gate_scale(self.spec, H, dtype)
         scale = np.ones(G, dtype=dtype) if scale is None else scale
 
         def t(w):  # (in,G) weights -> (G,in), σ rows halved, contiguous
             return np.ascontiguousarray((w * scale).T)
 
-        self.gru = cfg.cell == "gru"
         self.table = t(params["l0.Wx"] + params["l0.b"])  # (G,V): gather = input product
         self.rows = np.ascontiguousarray(self.table.T) if K == 1 else None  # (V,G), for one stream
-        self.WhT = [t(params[f"l{k}.Wh"]) for k in range(L)]
-        self.WxT = [None] + [t(params[f"l{k}.Wx"]) for k in range(1, L)]
-        # [Wx; Wh] stacked for one product per upper layer; not for the GRU, whose n gate
-        # needs h Wh_n apart from the input part
-        self.WT = [None] + [None if self.gru else t(np.concatenate([params[f"l{k}.Wx"], params[f"l{k}.Wh"]]))
-                            for k in range(1, L)]
-        self.b = [None] + [(params[f"l{k}.b"] * scale)[:, None] for k in range(1, L)]
-        self.bhn = [params[f"l{k}.bhn"][:, None] for k in range(L)] if self.gru else None
+        upper = range(1, L)
+        if self.spec.adds_recurrent:
+            # layer 0 adds its recurrent product to the gathered column; each layer above
+            # multiplies [input; h] by one stacked (G,2H) matrix
+            self.WhT = [t(params["l0.Wh"])]
+            self.WT = [None] + [t(np.concatenate([params[f"l{k}.Wx"], params[f"l{k}.Wh"]])) for k in upper]
+        else:  # the GRU keeps Wh^T h apart from the input product
+            self.WhT = [t(params[f"l{k}.Wh"]) for k in range(L)]
+            self.WxT = [None] + [t(params[f"l{k}.Wx"]) for k in upper]
+        self.b = [None] + [(params[f"l{k}.b"] * scale)[:, None] for k in upper]
+        self.extra = [{name: params[f"l{k}.{name}"][:, None] for name in self.spec.extra} for k in range(L)]
         Wy = np.concatenate([params["Why"], params["by"][None, :]]) * logit_scale
         self.WyT = np.ascontiguousarray(Wy.T.astype(dtype))  # (V,H+1)
         self.hb = np.ones((L * H + 1, K), dtype=dtype)
-        self.h = [self.hb[k * H:(k + 1) * H] for k in range(L)]
+        # each layer's state buffers: h is a slice of hb, c (the LSTM's) its own array
+        self.state = []
         for k, layer in enumerate(state):
-            self.h[k][...] = layer[0].T
-        self.c = [np.ascontiguousarray(layer[1].T) for layer in state] if cfg.cell == "lstm" else None
+            h = self.hb[k * H:(k + 1) * H]
+            h[...] = layer[0].T
+            self.state.append((h, *(np.ascontiguousarray(s.T) for s in layer[1:])))
         self.a = np.empty((G, K), dtype=dtype)
         self.hW = np.empty((G, K), dtype=dtype)
         self.tmp = np.empty((H, K), dtype=dtype)
@@ -68,31 +73,27 @@ class Stepper:
         """ids (K,) -> logits (K,V), a view of a buffer the next call reuses."""
         H = self.cfg.hidden_size
         a, hW, hb = self.a, self.hW, self.hb
+        adds = self.spec.adds_recurrent
         for k in range(self.cfg.n_layers):
-            h = self.h[k]
+            h = self.state[k][0]
             if k == 0:
                 np.matmul(self.WhT[0], h, out=hW)  # (G,H)@(H,K)
                 if self.rows is not None:  # one stream: a contiguous row, no gather call
-                    if self.gru:
-                        np.copyto(a[:, 0], self.rows[ids[0]])
-                    else:
+                    if adds:
                         np.add(hW[:, 0], self.rows[ids[0]], out=a[:, 0])
+                    else:
+                        np.copyto(a[:, 0], self.rows[ids[0]])
                 else:
                     np.take(self.table, ids, axis=1, out=a)
-                    if not self.gru:
+                    if adds:
                         a += hW
-            elif self.gru:
-                np.matmul(self.WxT[k], self.h[k - 1], out=a)  # (G,H)@(H,K)
-                a += self.b[k]
-                np.matmul(self.WhT[k], h, out=hW)
-            else:
+            elif adds:
                 np.matmul(self.WT[k], hb[(k - 1) * H:(k + 1) * H], out=a)  # (G,2H)@(2H,K)
                 a += self.b[k]
-            if self.gru:
-                gru_step(a, hW, self.bhn[k], h, h, hW[2 * H:], self.tmp)
-            elif self.c is not None:
-                lstm_step(a, self.c[k], self.c[k], h, self.tmp)
             else:
-                np.tanh(a, out=h)
+                np.matmul(self.WxT[k], self.state[k - 1][0], out=a)  # (G,H)@(H,K)
+                a += self.b[k]
+                np.matmul(self.WhT[k], h, out=hW)
+            self.spec.step(a, hW, self.extra[k], self.state[k], self.tmp)
         np.matmul(self.WyT, hb[-H - 1:], out=self.logits)  # [Why; by]^T @ [h; 1]
         return self.logits.T

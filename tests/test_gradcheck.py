@@ -67,14 +67,16 @@ def test_gradients_with_dropout(cell):
 
 def test_gradcheck_detects_a_wrong_gradient(monkeypatch):
     """The check itself must be able to fail: break the recurrent gradient and see it caught."""
+    import dataclasses
+
     from charrnn import cells
 
-    real = cells.rnn_backward
+    real = cells.SPECS["rnn"].backward
 
     def broken(dHs, cache, Wh):
         dZx, dR, extra = real(dHs, cache, Wh)
         return dZx, dR * 1.001, extra  # dWh = sum h dR^T comes out 0.1% too large
 
-    monkeypatch.setattr(cells, "rnn_backward", broken)
+    monkeypatch.setitem(cells.SPECS, "rnn", dataclasses.replace(cells.SPECS["rnn"], backward=broken))
     worst = _max_rel_error("rnn", 1, dropout=0.0, seed=0)
     assert worst["l0.Wh"] > 1e-4
