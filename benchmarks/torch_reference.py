@@ -225,8 +225,7 @@ def torch_train_quality(ids, vocab_size, cell="lstm", hidden=384, layers=2, batc
     ids = np.asarray(ids)
     start = data.held_out_start(len(ids), val_frac)
     train_ids = ids[:start]
-    n_context = min(start, evaluation.EVAL_WARMUP + 1)
-    val_ids = ids[start - n_context:]
+    val_ids, n_context = evaluation.with_context(ids, start)
     streams = data.Streams(train_ids, batch, seq_len)
     columns = torch.from_numpy(np.ascontiguousarray(streams.data.T.astype(np.int64)))  # (L, B)
     model = _build_model(torch, vocab_size, cell, hidden, layers, dropout, inputs)

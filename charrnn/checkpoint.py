@@ -206,11 +206,11 @@ def check_writable(directory: str) -> None:
 
 # ------------------------------------------------------------------------- loading
 
-def resolve(path: str, prefer: str = BEST) -> str:
-    """A checkpoint file, or a directory, in which case its ``prefer`` file (best.npz by
-    default, else latest.npz) is used."""
+def resolve(path: str) -> str:
+    """A checkpoint file, or a directory, in which case its best.npz (else latest.npz)
+    is used."""
     if os.path.isdir(path):
-        for name in (prefer, LATEST, BEST):
+        for name in (BEST, LATEST):
             candidate = os.path.join(path, name)
             if os.path.isfile(candidate):
                 return candidate

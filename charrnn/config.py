@@ -1,15 +1,17 @@
 """Configuration: one frozen dataclass per concern, stored in checkpoints as JSON.
 
 ModelConfig fixes the shapes of the weights; TrainConfig says how they are trained.
-Both validate themselves, so every entry point (CLI, library, resume) gets the same
-checks and the same messages.
+Each field carries, in its metadata, its help text, its command-line flag and its
+allowed values: the dataclasses validate themselves from it (so every entry point,
+CLI, library or resume, gets the same checks and messages), and `charrnn train`
+builds its options from it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from charrnn.cells import SPECS, CellSpec
 from charrnn.errors import ConfigError
@@ -19,23 +21,30 @@ OPTIMIZERS = ("adam", "adagrad", "rmsprop", "sgd")
 SCHEDULES = ("cosine", "constant")
 
 
+def setting(default, help: str, *, flag: str | None = None, low=None, high=None, low_open=False,
+            high_open=False, choices=None, duration=False, resumable=False, cli=True):
+    """A config field with what the validator and the CLI need to know about it.
+
+    low/high bound the value ([low, high], either end open with low_open/high_open);
+    choices lists the allowed strings; duration marks seconds written as 90s or 10m;
+    resumable fields may change when a run is resumed (when to stop and report)."""
+    return field(default=default, metadata={
+        "help": help, "flag": flag, "low": low, "high": high, "low_open": low_open,
+        "high_open": high_open, "choices": choices, "duration": duration,
+        "resumable": resumable, "cli": cli})
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    cell: str = "lstm"          # rnn | lstm | gru
-    vocab_size: int = 0         # V, set from the training text
-    hidden_size: int = 384      # H
-    n_layers: int = 2           # stacked recurrent layers
-    dropout: float = 0.3        # on each layer's output during training, 0 turns it off
+    cell: str = setting("lstm", "Recurrent cell.", choices=CELLS)
+    vocab_size: int = setting(0, "Distinct characters of the training text (V).", low=1, cli=False)
+    hidden_size: int = setting(384, "Hidden units per layer (H).", low=1)
+    n_layers: int = setting(2, "Stacked recurrent layers.", flag="--layers", low=1)
+    dropout: float = setting(0.3, "Dropout on each layer's output while training.", low=0, high=1,
+                             high_open=True)
 
     def __post_init__(self):
-        if self.cell not in CELLS:
-            raise ConfigError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
-        _positive("hidden_size", self.hidden_size)
-        _positive("n_layers", self.n_layers)
-        if self.vocab_size < 1:
-            raise ConfigError(f"vocab_size must be at least 1, got {self.vocab_size}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        validate(self)
 
     @property
     def spec(self) -> CellSpec:
@@ -57,37 +66,25 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    seq_len: int = 64           # T: characters per chunk of truncated BPTT
-    batch_size: int = 64        # B: parallel streams through the corpus
-    optimizer: str = "adam"     # adam | adagrad | rmsprop | sgd
-    lr: float = 3e-3            # peak learning rate
-    lr_schedule: str = "cosine" # cosine decays to lr * min_lr_frac over the run; constant keeps lr
-    min_lr_frac: float = 0.05   # final lr as a fraction of lr (cosine only)
-    clip: float = 5.0           # clip gradients to this global norm, 0 turns clipping off
-    val_frac: float = 0.1       # last fraction of the text held out for validation
-    max_steps: int = 0          # stop after this many steps, 0 means no step limit
-    time_limit: float = 600.0   # stop after this many seconds of training, 0 means none
-    eval_every: int = 500       # validate and checkpoint every this many steps
-    rng_seed: int = 1234        # seeds init, dropout and anything else random
+    seq_len: int = setting(64, "Characters per chunk of truncated backpropagation through time (T).", low=1)
+    batch_size: int = setting(64, "Parallel streams through the text (B).", low=1)
+    optimizer: str = setting("adam", "Optimizer.", choices=OPTIMIZERS)
+    lr: float = setting(3e-3, "Peak learning rate.", low=0, low_open=True)
+    lr_schedule: str = setting("cosine", "cosine decays to lr * --min-lr-frac by the end of the run.",
+                               choices=SCHEDULES)
+    min_lr_frac: float = setting(0.05, "Final learning rate as a fraction of --lr (cosine only).", low=0, high=1)
+    clip: float = setting(5.0, "Clip gradients to this global norm; 0 turns clipping off.", low=0)
+    val_frac: float = setting(0.1, "Last fraction of the text held out for validation.", low=0, high=1,
+                              low_open=True, high_open=True)
+    max_steps: int = setting(0, "Stop after this many steps; 0 means no step limit.", low=0, resumable=True)
+    time_limit: float = setting(600.0, "Stop after this much training time (90s, 10m, 1h); 0 means none.",
+                                low=0, duration=True, resumable=True)
+    eval_every: int = setting(500, "Validate and checkpoint every this many steps (and at the end).", low=1,
+                              resumable=True)
+    rng_seed: int = setting(1234, "Seed for initialisation and dropout.", low=0)
 
     def __post_init__(self):
-        _positive("seq_len", self.seq_len)
-        _positive("batch_size", self.batch_size)
-        _positive("eval_every", self.eval_every)
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-        if self.lr_schedule not in SCHEDULES:
-            raise ConfigError(f"unknown lr schedule {self.lr_schedule!r}; choose one of {', '.join(SCHEDULES)}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigError(f"lr must be a positive finite number, got {self.lr}")
-        if not 0.0 <= self.min_lr_frac <= 1.0:
-            raise ConfigError(f"min_lr_frac must be in [0, 1], got {self.min_lr_frac}")
-        if not self.clip >= 0:
-            raise ConfigError(f"clip must be 0 (off) or positive, got {self.clip}")
-        if not 0.0 < self.val_frac < 1.0:
-            raise ConfigError(f"val_frac must be between 0 and 1 (exclusive), got {self.val_frac}")
-        if self.max_steps < 0 or self.time_limit < 0:
-            raise ConfigError("max_steps and time_limit must be 0 (no limit) or positive")
+        validate(self)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -97,9 +94,56 @@ class TrainConfig:
         return _from_dict(cls, d)
 
 
-def _positive(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+def flag(name: str) -> str:
+    """The command-line flag of a ModelConfig or TrainConfig field."""
+    for cls in (ModelConfig, TrainConfig):
+        for f in dataclasses.fields(cls):
+            if f.name == name:
+                return f.metadata["flag"] or "--" + name.replace("_", "-")
+    raise KeyError(name)
+
+
+def resumable(name: str) -> bool:
+    """May a resumed run change this TrainConfig field?"""
+    return any(f.name == name and f.metadata["resumable"] for f in dataclasses.fields(TrainConfig))
+
+
+def validate(cfg) -> None:
+    """Check every field of a config against its metadata; ConfigError names the field."""
+    for f in dataclasses.fields(cfg):
+        value, m = getattr(cfg, f.name), f.metadata
+        if m["choices"] is not None:
+            if value not in m["choices"]:
+                raise ConfigError(f"unknown {f.name.replace('_', ' ')} {value!r}; choose one of "
+                                  f"{', '.join(m['choices'])}")
+            continue
+        is_int = f.type == "int"
+        if is_int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        low, high = m["low"], m["high"]
+        if ok and low is not None:
+            ok = value > low if m["low_open"] else value >= low
+        if ok and high is not None:
+            ok = value < high if m["high_open"] else value <= high
+        if not ok:
+            raise ConfigError(f"{f.name} must be {_allowed(is_int, m)}, got {value!r}")
+
+
+def _allowed(is_int: bool, m: dict) -> str:
+    """What a field's bounds allow, in words: 'a positive integer', 'in [0, 1)'."""
+    low, high = m["low"], m["high"]
+    if high is None:
+        if low is None:
+            return "an integer" if is_int else "a finite number"
+        if is_int:
+            return {0: "0 or a positive integer", 1: "a positive integer"}.get(low, f"an integer of at least {low}")
+        if low == 0:
+            return "a positive finite number" if m["low_open"] else "0 or a positive finite number"
+        return f"a finite number {'above' if m['low_open'] else 'of at least'} {low:g}"
+    left, right = "(" if m["low_open"] else "[", ")" if m["high_open"] else "]"
+    return f"in {left}{low:g}, {high:g}{right}"
 
 
 def _from_dict(cls, d: dict):

@@ -12,6 +12,7 @@ encoding; a UTF-8 byte-order mark at the very start is dropped; Windows line end
 from __future__ import annotations
 
 import codecs
+import functools
 import hashlib
 import os
 from dataclasses import dataclass
@@ -118,28 +119,38 @@ class Vocab:
         """Smallest unsigned type that holds every id: 1 byte per char for up to 256 chars."""
         return np.uint8 if self.size <= 256 else np.uint16 if self.size <= 65536 else np.uint32
 
-    def _table(self) -> np.ndarray:
-        codes = np.frombuffer(self.chars.encode("utf-32-le"), dtype=np.uint32)
+    @functools.cached_property
+    def _ids_by_code(self) -> np.ndarray:
+        """Code point -> id (int64), -1 for the code points below the largest that the
+        vocabulary lacks."""
+        codes = code_points(self.chars)
         table = np.full(int(codes.max()) + 1, -1, dtype=np.int64)
         table[codes] = np.arange(self.size)
         return table
 
-    def encode(self, text: str) -> np.ndarray:
-        """Ids of ``text``; raises DataError naming any character outside the vocabulary."""
-        unknown = self.unknown(text)
-        if unknown:
-            raise DataError(f"characters not in the vocabulary: {format_chars(unknown)}")
-        return self._encode_known(text, self._table())
+    def lookup(self, text: str) -> np.ndarray:
+        """The id of each character of ``text`` (int64), -1 where the vocabulary lacks it."""
+        codes, table = code_points(text), self._ids_by_code
+        return np.where(codes < len(table), table[np.minimum(codes, len(table) - 1)], -1)
 
-    def _encode_known(self, text: str, table: np.ndarray) -> np.ndarray:
-        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-        return table[codes].astype(self.dtype)
+    def encode(self, text: str) -> np.ndarray:
+        """Ids of ``text`` in ``dtype``; raises DataError naming any character outside the
+        vocabulary."""
+        ids = self.lookup(text)
+        if (ids < 0).any():
+            raise DataError(f"characters not in the vocabulary: {format_chars(self.unknown(text))}")
+        return ids.astype(self.dtype)
 
     def decode(self, ids) -> str:
         return "".join(self.chars[i] for i in np.asarray(ids).ravel())
 
     def unknown(self, text: str) -> list[str]:
         return sorted(set(text) - set(self.chars))
+
+
+def code_points(text: str) -> np.ndarray:
+    """The Unicode code point of each character of ``text`` (uint32), without a Python loop."""
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
 
 
 def format_chars(chars, limit: int | None = None) -> str:
@@ -172,10 +183,9 @@ def load_corpus(path: str, encoding: str = "utf-8", vocab: Vocab | None = None):
         if unknown:
             raise DataError(f"{path} has characters the model's vocabulary lacks: {format_chars(unknown)}")
     ids = np.empty(n, dtype=vocab.dtype)
-    table = vocab._table()
     pos = 0
     for piece in iter_text(path, encoding):
-        ids[pos:pos + len(piece)] = vocab._encode_known(piece, table)
+        ids[pos:pos + len(piece)] = vocab.lookup(piece)
         pos += len(piece)
     if pos != n:  # the file changed between the passes
         raise DataError(f"{path} changed while it was being read")
@@ -203,6 +213,15 @@ def split(ids: np.ndarray, val_frac: float):
     return ids[:start], ids[start:]
 
 
+def require_streams(n_chars: int, batch_size: int, seq_len: int, what: str) -> None:
+    """Refuse a text too short for one chunk per stream: B streams of seq_len + 1."""
+    need = batch_size * (seq_len + 1)
+    if n_chars < need:
+        raise DataError(f"{what}, but --batch-size {batch_size} and --seq-len {seq_len} need at least "
+                        f"{need:,} (batch_size x (seq_len + 1)); lower --batch-size or --seq-len, "
+                        f"or use a longer text")
+
+
 class Streams:
     """B contiguous streams through the text, read T characters at a time.
 
@@ -213,12 +232,7 @@ class Streams:
 
     def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int):
         B, T = batch_size, seq_len
-        need = B * (T + 1)
-        if len(ids) < need:
-            raise DataError(
-                f"the training text has {len(ids):,} characters, but --batch-size {B} and "
-                f"--seq-len {T} need at least {need:,} (batch_size x (seq_len + 1)); "
-                f"lower --batch-size or --seq-len, or use a longer text")
+        require_streams(len(ids), B, T, f"the training text has {len(ids):,} characters")
         L = len(ids) // B
         self.data = ids[: B * L].reshape(B, L)  # view: no copy of the corpus
         self.batch_size, self.seq_len = B, T

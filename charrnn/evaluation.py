@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from charrnn import data
-from charrnn import model
+from charrnn import data, metrics, model
 from charrnn.errors import DataError
 
 EVAL_STREAMS = 64     # streams used to score a text
@@ -44,7 +43,7 @@ class Score:
 
     @property
     def bpc(self) -> float | None:
-        return None if self.loss is None else self.loss / math.log(2)
+        return metrics.bits(self.loss)
 
     @property
     def perplexity(self) -> float | None:
@@ -59,6 +58,13 @@ class Score:
                 "held_out": self.held_out, "loss_nats": self.loss, "bpc": self.bpc,
                 "perplexity": self.perplexity, "unknown_chars": self.n_unknown,
                 "unknown": self.unknown}
+
+
+def with_context(ids: np.ndarray, start: int) -> tuple[np.ndarray, int]:
+    """The text to score from index ``start`` on, preceded by what the scoring streams
+    can use of the text before it as context: (ids, how many of them are context)."""
+    n_context = min(start, CONTEXT_CHARS)
+    return ids[start - n_context:], n_context
 
 
 def evaluate(params, cfg, ids: np.ndarray, n_context: int = 1) -> tuple[float, int]:
@@ -83,7 +89,6 @@ def score_file(params, cfg, vocab: data.Vocab, path: str, encoding: str = "utf-8
                start: int = 0) -> Score:
     """Score every character of ``path`` from index ``start`` on; the characters before
     ``start`` are read only as context. See the module docstring for unknown characters."""
-    table = vocab._table()  # code point -> id, -1 where the vocabulary lacks it
     unknown: Counter = Counter()
     context = np.empty(0, dtype=vocab.dtype)   # ids just before the pending block
     pending: list[np.ndarray] = []             # in-vocabulary ids waiting to be scored
@@ -101,13 +106,12 @@ def score_file(params, cfg, vocab: data.Vocab, path: str, encoding: str = "utf-8
         context = seq[-CONTEXT_CHARS:]
 
     for piece in data.iter_text(path, encoding):
-        codes = np.frombuffer(piece.encode("utf-32-le"), dtype=np.uint32)
-        ids = np.where(codes < len(table), table[np.minimum(codes, len(table) - 1)], -1)
+        ids = vocab.lookup(piece)
         cut = min(max(start - pos, 0), len(ids))  # chars of this piece before ``start``
         pos += len(ids)
         missing = ids[cut:] < 0  # only the scored part's unknown characters are reported
         if missing.any():
-            bad, counts = np.unique(codes[cut:][missing], return_counts=True)
+            bad, counts = np.unique(data.code_points(piece)[cut:][missing], return_counts=True)
             unknown.update({chr(int(c)): int(n) for c, n in zip(bad, counts)})
         before, after = ids[:cut], ids[cut:]
         if cut:

@@ -1,19 +1,24 @@
-"""Several corpora in one `charrnn train`: which run trains on what, and where it writes.
+"""What `charrnn train FILES...` does, from the parsed options to the trained models.
 
-Each corpus gets its own run directory, named after the file, so runs never share
-checkpoints or metrics. With --concat the files are joined into one text (written into
-the run directory, so the checkpoint records a corpus that still exists for resume,
-eval and info) and a single model trains on it.
+Each corpus is a job with its own run directory, named after the file, so runs never
+share checkpoints or metrics. With --concat the files are joined into one text
+(written into the run directory, so the checkpoint records a corpus that still exists
+for resume, eval and info) and a single model trains on it. A job holds its
+directory's lock while it trains, starts a new run or resumes one, and trains it;
+one corpus failing does not stop the others.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
 
-from charrnn import data
-from charrnn.errors import DataError, UsageError
+from charrnn import checkpoint, data, resume, training
+from charrnn.config import ModelConfig, TrainConfig
+from charrnn.errors import CharRNNError, DataError, Interrupted, UsageError
+from charrnn.lock import RunLock
 
 JOINED = "corpus.txt"  # the joined text of a --concat run, inside its run directory
 MAX_NAME = 60
@@ -74,3 +79,88 @@ def join_files(files, encoding: str, dest: str) -> None:
     finally:
         if tmp is not None:
             os.unlink(tmp)
+
+
+@dataclass
+class Request:
+    """What `charrnn train` was asked, as the library needs it. ``model`` and ``train``
+    hold only the ModelConfig and TrainConfig fields given explicitly: a new run takes
+    the defaults for the others, a resumed run the checkpoint's."""
+
+    model: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+    encoding: str | None = None   # None: utf-8 for a new run, the checkpoint's for --resume
+    resume: str | None = None     # None: a new run; "": the run directory's latest.npz; else a path
+    overwrite: bool = False
+    force: bool = False
+    keep_last: int = 0
+
+
+def start(job: Job, request: Request, report: Callable[[str], None]) -> tuple[training.Run, training.TrainState]:
+    """The run and training state ``job`` trains: a new one, or the one it resumes."""
+    if job.sources:
+        join_files(job.sources, request.encoding or "utf-8", job.path)
+        encoding = "utf-8"  # join_files wrote UTF-8
+    else:
+        encoding = request.encoding
+    if request.resume is not None:
+        source = resume.source(request.resume or job.directory)
+        ckpt = checkpoint.load(source)
+        state = training.state_from_checkpoint(ckpt)  # before reading the text: a model-only file fails fast
+        run = training.prepare(job.path, ckpt.model_cfg.to_dict(), ckpt.train_cfg, job.directory,
+                               resume.encoding(ckpt, encoding))
+        resume.check_vocab(ckpt, run.vocab)
+        run.train_cfg = resume.train_config(ckpt, request.model, request.train)
+        if ckpt.corpus.get("sha256") not in (None, run.corpus["sha256"]):
+            run.notes.append(f"note: {job.path} differs from the text this checkpoint was trained on "
+                             f"({ckpt.corpus.get('name', '?')}); it has the same characters, so training goes on")
+        report(f"resuming from {source} at step {state.step}")
+    else:
+        if not request.overwrite:
+            resume.check_fresh(job.directory)
+        model_cfg = {**ModelConfig(vocab_size=1).to_dict(), **request.model}
+        run = training.prepare(job.path, model_cfg, TrainConfig(**request.train), job.directory,
+                               encoding or "utf-8")
+        state = training.new_state(run)
+        run.fresh = True
+    if job.sources:
+        run.corpus.update(name=job.label, sources=[os.path.abspath(f) for f in job.sources])
+    return run, state
+
+
+def run_job(job: Job, request: Request, report: Callable[[str], None], warn: Callable[[str], None],
+            progress_bar: bool = False) -> dict:
+    """Train ``job`` while holding its directory's lock; returns training.train's summary."""
+    with RunLock(job.directory, request.force, warn=warn) as lock:
+        if lock.exclusive:  # what a killed run left half-written
+            for name in checkpoint.sweep_stale_temps(job.directory):
+                report(f"removed {name}, left by an interrupted save")
+        run, state = start(job, request, report)
+        cfg = run.model_cfg
+        report(f"training {cfg.cell} {cfg.n_layers}x{cfg.hidden_size} on {job.label}: "
+               f"{len(run.train_ids):,} train / {len(run.val_ids) - run.n_context:,} validation chars, "
+               f"vocabulary {run.vocab.size}; checkpoints in {job.directory}")
+        return training.train(run, state, report=report, progress_bar=progress_bar, keep_last=request.keep_last)
+
+
+def train_all(planned: list[Job], request: Request, report: Callable[[str], None],
+              warn: Callable[[str], None], progress_bar: bool = False) -> Iterator[tuple[Job, dict]]:
+    """Train each job in turn, yielding (job, result) as each ends. With several jobs, a
+    failing one is reported (``warn``) and yields {"status": "failed", "error": ...}; an
+    interruption yields {"status": "interrupted"} and then raises."""
+    if request.resume and len(planned) > 1:
+        raise UsageError("--resume PATH names one checkpoint; with several corpora, use --resume "
+                         "alone and each continues from its own directory")
+    for job in planned:
+        try:
+            result = {**run_job(job, request, report, warn, progress_bar), "status": "ok"}
+        except Interrupted as exc:
+            yield job, {"status": "interrupted", "error": str(exc), "checkpoint_dir": job.directory}
+            raise
+        except CharRNNError as exc:
+            if len(planned) == 1:
+                raise
+            warn(f"{job.label}: failed: {exc}")
+            result = {"corpus": os.path.abspath(job.path), "status": "failed", "error": str(exc)}
+        result["checkpoint_dir"] = job.directory
+        yield job, result

@@ -40,9 +40,6 @@ import numpy as np
 from charrnn import cells
 from charrnn.config import ModelConfig
 
-LN2 = float(np.log(2.0))
-
-
 def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     """Every parameter's name and shape, in a fixed order."""
     V, H, G = cfg.vocab_size, cfg.hidden_size, cfg.gates
@@ -264,7 +261,7 @@ def loss_and_grads(params, cfg: ModelConfig, x: np.ndarray, y: np.ndarray, state
         if below is None:  # a vocabulary too large for the one-hot matrix
             grads["l0.Wx"] = _embedding_grad(X_ids.reshape(N), dZx, V)
         if k > 0:
-            dD = np.matmul(params[f"l{k}.Wx"], dZx)  # (H,G)@(T,G,B) -> (T,H,B)
+            dD = np.matmul(params[f"l{k}.Wx"], dZx)  # noqa: F841 (read by the next iteration) (H,G)@(T,G,B) -> (T,H,B)
         del dZx, dR, hs_prev  # before the layer below allocates its own
     return loss, grads, new_state
 

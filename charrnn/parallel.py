@@ -13,6 +13,7 @@ the same numbers on one core (shards run one after the other) as on two.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import os
@@ -103,6 +104,8 @@ class ShardRunner:
         cores = threads or _cores()
         self.parallel = len(self.bounds) > 1 and cores > 1 and _blas_control().set is not None
         self.pool = ThreadPoolExecutor(len(self.bounds)) if self.parallel else None
+        if self.pool is not None:
+            atexit.register(self.close)
 
     def close(self):
         if self.pool is not None:

@@ -1,4 +1,4 @@
-"""Loss curves from metrics.jsonl: bits per char against steps and against time.
+"""Loss curves from metrics.jsonl (metrics.py): bits per char against steps and against time.
 
 matplotlib is an optional extra (``pip install 'charrnn[plot]'``); it is imported only
 when a figure is drawn, with the Agg backend so no display is needed.
@@ -6,53 +6,14 @@ when a figure is drawn, with the Agg backend so no display is needed.
 
 from __future__ import annotations
 
-import json
-import math
-import os
-
+from charrnn import metrics
 from charrnn.errors import CharRNNError, DataError
 
-METRICS = "metrics.jsonl"  # the file charrnn.training appends to in each checkpoint directory
 INSTALL_HINT = "charrnn plot needs matplotlib: pip install 'charrnn[plot]'"
 
 
-def metrics_path(run: str) -> str:
-    return os.path.join(run, METRICS) if os.path.isdir(run) else run
-
-
-def read_metrics(run: str) -> tuple[list[dict], int]:
-    """The evaluation records of a run directory (or a metrics.jsonl file), and how many
-    lines were skipped as unreadable (a run killed mid-write leaves half a line).
-
-    When the step counter goes back (a run resumed from an older checkpoint, or a fresh
-    run in a reused directory), the later records replace the earlier ones from that
-    step on, so the curve does not double back over itself."""
-    path = metrics_path(run)
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError:
-        raise DataError(f"no {METRICS} in {run}; pass a checkpoint directory written by `charrnn train`") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    records, skipped = [], 0
-    for line in lines:
-        try:
-            record = json.loads(line)
-            float(record["step"]), float(record["val_loss"])
-        except (ValueError, KeyError, TypeError):
-            skipped += line.strip() != ""
-            continue
-        if records and record["step"] <= records[-1]["step"]:
-            records = [r for r in records if r["step"] < record["step"]]
-        records.append(record)
-    if not records:
-        raise DataError(f"{path} holds no evaluation records yet")
-    return records, skipped
-
-
 def _bpc(nats) -> float:
-    return float("nan") if nats is None else nats / math.log(2)
+    return float("nan") if nats is None else metrics.bits(nats)
 
 
 def plot_runs(runs: dict[str, list[dict]], out: str, title: str = "") -> None:

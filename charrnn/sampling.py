@@ -25,10 +25,14 @@ def default_seed(vocab: Vocab) -> str:
     return "\n" if "\n" in vocab.chars else vocab.chars[0]
 
 
-def check_seed(seed: str, vocab: Vocab) -> None:
+def resolve_seed(seed: str, vocab: Vocab) -> str:
+    """The seed text generation starts from: ``seed``, or the default for an empty one.
+    Characters the model never saw are a usage error that names them."""
+    seed = seed or default_seed(vocab)
     unknown = vocab.unknown(seed)
     if unknown:
         raise UsageError(f"the seed contains characters the model never saw: {format_chars(unknown)}")
+    return seed
 
 
 class _Picker:
@@ -67,8 +71,7 @@ def generate(params, cfg: ModelConfig, vocab: Vocab, seed: str, n: int, *,
     most ``n`` steps. Bad arguments raise here, before anything is generated."""
     if not (temperature > 0 and math.isfinite(temperature)):
         raise UsageError(f"temperature must be a positive finite number, got {temperature}")
-    seed = seed or default_seed(vocab)
-    check_seed(seed, vocab)
+    seed = resolve_seed(seed, vocab)
     return _generate(params, cfg, vocab, seed, n, temperature, top_k, greedy, rng, num_samples, stop)
 
 

@@ -1,4 +1,4 @@
-"""Training: the loop, validation in bits per char, checkpoints, resume and signals.
+"""Training: the state, the loop, validation in bits per char, checkpoints and signals.
 
 The whole training state (parameters, optimizer state, step and epoch counters, data
 cursor, carried hidden state, smoothed loss, elapsed time and the generator's state)
@@ -9,7 +9,6 @@ the run it came from bit for bit. No click here: the CLI passes in how to report
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 import shlex
@@ -20,18 +19,13 @@ from typing import Callable
 
 import numpy as np
 
-from charrnn import checkpoint
-from charrnn import data
-from charrnn import evaluation
-from charrnn import model
-from charrnn import optim
+from charrnn import checkpoint, data, evaluation, metrics, model, optim
 from charrnn.config import ModelConfig, TrainConfig
+from charrnn.errors import CheckpointError, DataError, Interrupted, TrainingDiverged
 from charrnn.memory import keep_freed_memory
 from charrnn.parallel import ShardRunner
-from charrnn.errors import CheckpointError, ConfigError, DataError, Interrupted, TrainingDiverged, UsageError
 
 SMOOTHING = 0.98      # smoothed_loss = 0.98 * smoothed_loss + 0.02 * loss
-METRICS = "metrics.jsonl"
 
 
 @dataclass
@@ -62,6 +56,7 @@ class Run:
     corpus: dict = field(default_factory=dict)
     n_context: int = 1                # leading chars of val_ids that come from the training text
     notes: list = field(default_factory=list)  # things the user should know, reported when training starts
+    fresh: bool = False               # a new run: its first checkpoint starts a new metrics.jsonl
 
 
 def prepare(path: str, model_cfg: dict, train_cfg: TrainConfig, checkpoint_dir: str,
@@ -69,21 +64,17 @@ def prepare(path: str, model_cfg: dict, train_cfg: TrainConfig, checkpoint_dir: 
     """Read the corpus, fix the vocabulary and validate that it can be trained on."""
     ids, vocab = data.load_corpus(path, encoding, vocab)
     train_ids, val_ids = data.split(ids, train_cfg.val_frac)
-    B, T = train_cfg.batch_size, train_cfg.seq_len
-    if len(train_ids) < B * (T + 1):  # one chunk per stream: checked first, it is the usual culprit
-        raise DataError(
-            f"{path} has {len(ids):,} characters and {len(train_ids):,} are left to train on after "
-            f"holding out --val-frac {train_cfg.val_frac}, but --batch-size {B} and --seq-len {T} need "
-            f"at least {B * (T + 1):,} (batch_size x (seq_len + 1)); lower --batch-size or --seq-len, "
-            f"or use a longer text")
+    # one chunk per stream: checked first, it is the usual culprit
+    data.require_streams(len(train_ids), train_cfg.batch_size, train_cfg.seq_len,
+                         f"{path} has {len(ids):,} characters and {len(train_ids):,} are left to train on "
+                         f"after holding out --val-frac {train_cfg.val_frac}")
     if len(val_ids) < 1:
         raise DataError(f"{path} has {len(ids):,} characters, too few to hold out --val-frac "
                         f"{train_cfg.val_frac} (that rounds to none); raise --val-frac or use a longer text")
     cfg = ModelConfig(**{**model_cfg, "vocab_size": vocab.size})
     corpus = {"path": os.path.abspath(path), "name": os.path.basename(path), "chars": int(len(ids)),
               "sha256": data.file_sha256(path), "encoding": encoding}
-    n_context = min(len(train_ids), evaluation.EVAL_WARMUP + 1)
-    context_and_val = ids[len(train_ids) - n_context:]
+    context_and_val, n_context = evaluation.with_context(ids, len(train_ids))
     run = Run(cfg, train_cfg, vocab, train_ids, context_and_val, checkpoint_dir, corpus, n_context)
     if vocab.size == 1:  # trains fine (the loss is exactly 0), but the user probably meant another file
         run.notes.append(f"note: {path} holds a single distinct character, {vocab.chars!r}; "
@@ -123,84 +114,6 @@ def to_checkpoint(run: Run, st: TrainState) -> checkpoint.Checkpoint:
     return checkpoint.Checkpoint(run.model_cfg, run.train_cfg, run.vocab, st.params, st.opt_state,
                         model.flatten_hidden(run.model_cfg, st.hidden), progress,
                         st.rng.bit_generator.state, run.corpus)
-
-
-# ------------------------------------------------------------------------ resuming
-
-# Fields a resumed run may change: when to stop and how often to report.
-RESUMABLE_CHANGES = {"max_steps", "time_limit", "eval_every"}
-FLAGS = {"n_layers": "--layers"}  # config fields whose command-line flag has another name
-
-
-def _flag(key: str) -> str:
-    return FLAGS.get(key, "--" + key.replace("_", "-"))
-
-
-def _contradiction(key: str, value, saved) -> ConfigError:
-    return ConfigError(f"{_flag(key)} {value} contradicts the checkpoint, which was trained with {_flag(key)} "
-                       f"{saved}; drop {_flag(key)} to continue that run, or start a new one in another "
-                       f"--checkpoint-dir")
-
-
-def resume_source(path: str) -> str:
-    """The checkpoint that --resume continues: a file, or a run directory's latest.npz."""
-    if os.path.isdir(path):
-        latest = os.path.join(path, checkpoint.LATEST)
-        if os.path.isfile(latest):
-            return latest
-        raise CheckpointError(f"nothing to resume: {path} holds no {checkpoint.LATEST}; drop --resume to start a new run"
-                              + (f", or resume from {os.path.join(path, checkpoint.BEST)}"
-                                 if os.path.isfile(os.path.join(path, checkpoint.BEST)) else ""))
-    if not os.path.exists(path):
-        raise CheckpointError(f"nothing to resume: no checkpoint at {path}; drop --resume to start a new run")
-    return path
-
-
-def check_fresh(directory: str) -> None:
-    """A new run writes latest.npz and best.npz: refuse to overwrite another run's, which
-    may hold hours of training, unless asked to."""
-    for name in (checkpoint.LATEST, checkpoint.BEST):
-        if os.path.exists(os.path.join(directory, name)):
-            raise UsageError(f"{directory} already holds a checkpoint ({name}); continue that run with "
-                             f"--resume, start over with --overwrite, or choose another --checkpoint-dir")
-
-
-def check_resume(ckpt: checkpoint.Checkpoint, model_opts: dict, train_opts: dict, vocab: data.Vocab) -> TrainConfig:
-    """Compare the options the user gave explicitly with the checkpoint's; return the
-    train config to continue with. Contradictions name the field."""
-    if vocab.chars != ckpt.vocab.chars:
-        added = sorted(set(vocab.chars) - set(ckpt.vocab.chars))
-        removed = sorted(set(ckpt.vocab.chars) - set(vocab.chars))
-        detail = "; ".join(s for s in (added and f"new characters {data.format_chars(added, 12)}",
-                                       removed and f"missing characters {data.format_chars(removed, 12)}") if s)
-        raise ConfigError(f"vocabulary mismatch: the text's vocabulary differs from the checkpoint's ({detail})")
-    saved_model = ckpt.model_cfg.to_dict()
-    for key, value in model_opts.items():
-        if saved_model[key] != value:
-            raise _contradiction(key, value, saved_model[key])
-    saved = ckpt.train_cfg.to_dict()
-    for key, value in train_opts.items():
-        if key not in RESUMABLE_CHANGES and saved[key] != value:
-            raise _contradiction(key, value, saved[key])
-    saved.update({k: v for k, v in train_opts.items() if k in RESUMABLE_CHANGES})
-    return TrainConfig.from_dict(saved)
-
-
-def resume(path: str, ckpt: checkpoint.Checkpoint, checkpoint_dir: str, encoding: str,
-           model_opts: dict, train_opts: dict) -> tuple[Run, TrainState]:
-    """Set up a run that continues ``ckpt`` on the text at ``path``. The options are only
-    those the user gave explicitly; they must agree with the checkpoint. ``encoding``
-    None means the one the checkpoint's text was read with."""
-    saved_encoding = ckpt.corpus.get("encoding")
-    encoding = encoding or (saved_encoding if isinstance(saved_encoding, str) else "utf-8")
-    state = state_from_checkpoint(ckpt)  # before reading the text: a model-only file fails fast
-    run = prepare(path, ckpt.model_cfg.to_dict(), ckpt.train_cfg, checkpoint_dir, encoding)
-    run.train_cfg = check_resume(ckpt, model_opts, train_opts, run.vocab)
-    run.model_cfg = ckpt.model_cfg
-    if ckpt.corpus.get("sha256") not in (None, run.corpus["sha256"]):
-        run.notes.append(f"note: {path} differs from the text this checkpoint was trained on "
-                         f"({ckpt.corpus.get('name', '?')}); it has the same characters, so training goes on")
-    return run, state
 
 
 # ---------------------------------------------------------------------- the loop
@@ -295,27 +208,6 @@ def save_checkpoints(run: Run, st: TrainState, improved: bool, keep_last: int = 
     return paths
 
 
-def reset_metrics(run: Run) -> None:
-    """A new run (not a resumed one) starts its own metrics.jsonl, so that plots of a
-    directory trained again with --overwrite do not mix two runs."""
-    try:
-        os.unlink(os.path.join(run.checkpoint_dir, METRICS))
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise CheckpointError(f"cannot reset {METRICS} in {run.checkpoint_dir}: {exc.strerror or exc}") from None
-
-
-def append_metrics(run: Run, record: dict) -> None:
-    path = os.path.join(run.checkpoint_dir, METRICS)
-    try:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-    except OSError as exc:  # the checkpoint is already saved; say so rather than a traceback
-        raise CheckpointError(f"cannot append to {path}: {exc.strerror or exc} (the checkpoint "
-                              f"of step {record.get('step')} was saved)") from None
-
-
 def resume_hint(run: Run, keep_last: int = 0) -> str:
     """The command that continues this run, quoted for a POSIX shell."""
     cmd = ["charrnn", "train", run.corpus.get("path", "FILE"), "--resume", "--checkpoint-dir", run.checkpoint_dir]
@@ -381,10 +273,13 @@ def train(run: Run, st: TrainState, report: Callable[[str], None] = lambda s: No
         saved_step = st.step
         record = {"step": st.step, "epoch": st.epoch, "elapsed": round(st.elapsed, 3),
                   "lr": learning_rate(cfg, st), "train_loss": st.smoothed_loss,
-                  "val_loss": val, "val_bpc": val / model.LN2, "chars_per_s": round(rate, 1)}
-        append_metrics(run, record)
+                  "val_loss": val, "val_bpc": metrics.bits(val), "chars_per_s": round(rate, 1)}
+        if run.fresh:  # the old run's metrics go only once this run has a checkpoint to show
+            metrics.reset(run.checkpoint_dir)
+            run.fresh = False
+        metrics.append(run.checkpoint_dir, record)
         write(f"step {st.step}  epoch {st.epoch}  train {st.smoothed_loss:.4f}  "
-              f"val {val:.4f} nats/char = {val / model.LN2:.4f} bits/char"
+              f"val {val:.4f} nats/char = {metrics.bits(val):.4f} bits/char"
               f"{'  (best)' if improved else ''}  {rate:,.0f} chars/s")
 
     try:
@@ -428,6 +323,6 @@ def summary(run: Run, st: TrainState, saved: dict, rate: float) -> dict:
         "corpus": run.corpus.get("path"), "steps": st.step, "epochs": st.epoch,
         "elapsed": round(st.elapsed, 3), "chars_per_s": round(rate, 1),
         "train_loss": st.smoothed_loss, "val_loss": st.last_val,
-        "best_val_loss": st.best_val, "best_val_bpc": None if st.best_val is None else st.best_val / model.LN2,
+        "best_val_loss": st.best_val, "best_val_bpc": metrics.bits(st.best_val),
         "latest_checkpoint": saved.get("latest"), "best_checkpoint": best if os.path.exists(best) else None,
     }

@@ -138,7 +138,7 @@ def test_plot_draws_a_png(runner, run, tmp_path):
 
 
 def test_plot_reads_what_a_crash_left(tmp_path):
-    from charrnn.plotting import read_metrics
+    from charrnn.metrics import read as read_metrics
 
     # a run resumed from its step-10 checkpoint after reaching step 30, then killed mid-write
     lines = [{"step": s, "val_loss": v, "train_loss": 2.1, "elapsed": s}

@@ -26,9 +26,7 @@ class CharRNNGroup(click.Group):
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except CharRNNError as exc:
             code = _fail(str(exc), exc.exit_code)
-        except click.UsageError as exc:
-            code = _fail(exc.format_message(), exc.exit_code)
-        except click.ClickException as exc:
+        except click.ClickException as exc:  # usage errors included (exit 2)
             code = _fail(exc.format_message(), exc.exit_code)
         except click.Abort as exc:  # click turns Ctrl-C outside training into Abort
             interrupted = isinstance(exc.__cause__, KeyboardInterrupt)

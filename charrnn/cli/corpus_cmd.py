@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from charrnn.cli.options import json_option, quiet_option
 from charrnn.cli.output import table
 
 DIR_OPTION = click.option("-d", "--dir", "dest_dir", default="corpora", show_default=True,
@@ -28,7 +29,7 @@ def corpus():
 
 @corpus.command("list")
 @DIR_OPTION
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per corpus.")
+@json_option("one object per corpus")
 def list_(dest_dir, as_json):
     """Show the catalogue, and which corpora are already in --dir.
 
@@ -56,7 +57,7 @@ def list_(dest_dir, as_json):
 @click.option("--mirror", type=click.Path(exists=True, file_okay=False), envvar="CHARRNN_CORPUS_MIRROR",
               help="Copy from this local directory instead of downloading [env: CHARRNN_CORPUS_MIRROR].")
 @click.option("--force", is_flag=True, help="Replace a file of the same name whose checksum differs.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar or log lines.")
+@quiet_option
 def get(names, dest_dir, mirror, force, quiet):
     """Download corpora NAMES into --dir, verifying size and SHA-256.
 

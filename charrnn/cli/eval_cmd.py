@@ -6,6 +6,7 @@ import json
 
 import click
 
+from charrnn.cli.options import encoding_option, json_option
 from charrnn.cli.output import number, table
 
 
@@ -16,8 +17,8 @@ from charrnn.cli.output import number, table
 @click.option("--held-out", is_flag=True,
               help="Score only the last --val-frac of each FILE: the part training held out "
                    "when FILE is the model's own corpus.")
-@click.option("--encoding", default="utf-8", show_default=True, help="Encoding of the text files.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per checkpoint and file.")
+@encoding_option()
+@json_option("one object per checkpoint and file")
 def eval_(files, checkpoints, held_out, encoding, as_json):
     """Loss of FILES under a model: nats and bits per character, and perplexity.
 
@@ -33,8 +34,7 @@ def eval_(files, checkpoints, held_out, encoding, as_json):
       charrnn eval -c checkpoints/a -c checkpoints/b test.txt --json
       charrnn eval -c checkpoints/tales -c checkpoints/names
     """
-    from charrnn import checkpoint
-    from charrnn import evaluation
+    from charrnn import checkpoint, evaluation
 
     results = []
     for spec in checkpoints:

@@ -6,12 +6,13 @@ import json
 
 import click
 
+from charrnn.cli.options import json_option
 from charrnn.cli.output import duration, number
 
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per checkpoint.")
+@json_option("one object per checkpoint")
 def info(paths, as_json):
     """Show a checkpoint's configuration, size, progress and training corpus.
 
@@ -36,16 +37,14 @@ def info(paths, as_json):
 
 def describe(path: str, ckpt) -> dict:
     """Everything worth knowing about ``ckpt``, JSON-ready (no parameters, no RNG state)."""
-    import math
-
-    from charrnn import model
+    from charrnn import metrics, model
 
     progress = dict(ckpt.progress)
     best = progress.get("best_val")
     return {"checkpoint": path, "model": ckpt.model_cfg.to_dict(), "train": ckpt.train_cfg.to_dict(),
             "n_params": model.n_params(ckpt.model_cfg), "vocab_size": ckpt.vocab.size, "vocab": ckpt.vocab.chars,
             "progress": progress, "steps": progress.get("step"),
-            "best_val_loss": best, "best_val_bpc": None if best is None else best / math.log(2),
+            "best_val_loss": best, "best_val_bpc": metrics.bits(best),
             "corpus": dict(ckpt.corpus)}
 
 

@@ -24,16 +24,16 @@ def plot(runs, output, title):
       charrnn plot checkpoints/tales
       charrnn plot checkpoints/*/ -o compare.png --title "LSTM vs GRU"
     """
-    from charrnn import plotting
+    from charrnn import metrics, plotting
 
     curves = {}
     for run in runs:
-        records, skipped = plotting.read_metrics(run)
+        records, skipped = metrics.read(run)
         label = os.path.basename(os.path.abspath(run if os.path.isdir(run) else os.path.dirname(os.path.abspath(run))))
         while label in curves:  # two runs with the same directory name still get two curves
             label += "'"
         curves[label] = records
         if skipped:
-            click.echo(f"warning: skipped {skipped} unreadable line(s) in {plotting.metrics_path(run)}", err=True)
+            click.echo(f"warning: skipped {skipped} unreadable line(s) in {metrics.path_of(run)}", err=True)
     plotting.plot_runs(curves, output, title)
     click.echo(f"wrote {output} ({len(curves)} run{'s' if len(curves) > 1 else ''})", err=True)

@@ -10,7 +10,7 @@ import time
 
 import click
 
-from charrnn.cli.params import FiniteFloatRange
+from charrnn.cli.options import FiniteFloatRange, json_option
 from charrnn.errors import CheckpointError
 
 
@@ -56,8 +56,7 @@ def _write_stream(chunks, flush_every: float = 0.05) -> None:
 @click.option("--stop", default=None, help="Stop once this string has been generated (e.g. '\\n').")
 @click.option("--num-samples", type=click.IntRange(min=1), default=1, show_default=True,
               help="Generate this many samples in one batched pass.")
-@click.option("--json", "as_json", is_flag=True,
-              help='Print one JSON object per sample: {"seed", "text", "checkpoint"}.')
+@json_option('one object per sample: {"seed", "text", "checkpoint"}')
 def sample(checkpoint_path, seed, n, temperature, top_k, greedy, rng_seed, stop, num_samples, as_json):
     """Generate text from a trained model.
 
@@ -69,15 +68,14 @@ def sample(checkpoint_path, seed, n, temperature, top_k, greedy, rng_seed, stop,
     """
     import numpy as np
 
-    from charrnn import checkpoint
-    from charrnn import sampling
+    from charrnn import checkpoint, sampling
 
     path = checkpoint.resolve(checkpoint_path or find_latest_run())
     ckpt = checkpoint.load(path)
     if stop and "\\" in stop:  # let scripts write --stop '\n' as well as $'\n'
         stop = stop.encode("latin-1", "backslashreplace").decode("unicode_escape")
     rng = np.random.default_rng(rng_seed)
-    seed = seed or sampling.default_seed(ckpt.vocab)
+    seed = sampling.resolve_seed(seed, ckpt.vocab)
     steps = sampling.generate(ckpt.params, ckpt.model_cfg, ckpt.vocab, seed, n, temperature=temperature,
                        top_k=top_k, greedy=greedy, rng=rng, num_samples=num_samples, stop=stop)
     try:

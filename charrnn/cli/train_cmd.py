@@ -1,84 +1,28 @@
-"""`charrnn train`: option parsing and reporting around charrnn.training."""
+"""`charrnn train`: parse the options, hand them to charrnn.jobs, report the results."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 
 import click
 from click.core import ParameterSource
 
+from charrnn.cli.options import config_options, encoding_option, json_option, quiet_option
 from charrnn.cli.output import number, table
-from charrnn.cli.params import FiniteFloatRange
+from charrnn.config import ModelConfig, TrainConfig
 from charrnn.errors import CharRNNError, Interrupted, UsageError
-from charrnn.lock import RunLock
-from charrnn.config import CELLS, OPTIMIZERS, SCHEDULES, ModelConfig, TrainConfig
 
-DEFAULT_MODEL = ModelConfig(vocab_size=1)
-DEFAULT_TRAIN = TrainConfig()
-
-# option name -> (config, field); the options a resumed run compares with its checkpoint
-MODEL_OPTIONS = {"cell": "cell", "hidden_size": "hidden_size", "layers": "n_layers", "dropout": "dropout"}
-TRAIN_OPTIONS = ("seq_len", "batch_size", "optimizer", "lr", "lr_schedule", "min_lr_frac", "clip",
-                 "val_frac", "max_steps", "time_limit", "eval_every", "rng_seed")
-
-
-class Duration(click.ParamType):
-    """Seconds, written as 90, 90s, 10m, 1.5h or 1h30m; 0 means no limit."""
-
-    name = "duration"
-    _part = re.compile(r"(\d+(?:\.\d+)?)([smh]?)")
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, (int, float)):
-            return float(value)
-        text = str(value).strip().lower()
-        parts = self._part.findall(text)
-        if not text or "".join(n + u for n, u in parts) != text:
-            self.fail(f"{value!r} is not a duration; use for example 90s, 10m or 1h30m", param, ctx)
-        return float(sum(float(n) * {"": 1, "s": 1, "m": 60, "h": 3600}[u] for n, u in parts))
+MODEL_FIELDS = {f for f in ModelConfig.__dataclass_fields__}
 
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True))
-@click.option("--cell", type=click.Choice(CELLS), default=DEFAULT_MODEL.cell, show_default=True,
-              help="Recurrent cell.")
-@click.option("--hidden-size", type=click.IntRange(min=1), default=DEFAULT_MODEL.hidden_size,
-              show_default=True, help="Hidden units per layer (H).")
-@click.option("--layers", type=click.IntRange(min=1), default=DEFAULT_MODEL.n_layers, show_default=True,
-              help="Stacked recurrent layers.")
-@click.option("--dropout", type=FiniteFloatRange(0, 1, max_open=True), default=DEFAULT_MODEL.dropout,
-              show_default=True, help="Dropout on each layer's output while training.")
-@click.option("--seq-len", type=click.IntRange(min=1), default=DEFAULT_TRAIN.seq_len, show_default=True,
-              help="Characters per chunk of truncated backpropagation through time (T).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_TRAIN.batch_size,
-              show_default=True, help="Parallel streams through the text (B).")
-@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=DEFAULT_TRAIN.optimizer,
-              show_default=True)
-@click.option("--lr", type=FiniteFloatRange(0, min_open=True), default=DEFAULT_TRAIN.lr,
-              show_default=True, help="Peak learning rate.")
-@click.option("--lr-schedule", type=click.Choice(SCHEDULES), default=DEFAULT_TRAIN.lr_schedule,
-              show_default=True, help="cosine decays to lr * --min-lr-frac by the end of the run.")
-@click.option("--min-lr-frac", type=FiniteFloatRange(0, 1), default=DEFAULT_TRAIN.min_lr_frac,
-              show_default=True)
-@click.option("--clip", type=FiniteFloatRange(min=0), default=DEFAULT_TRAIN.clip, show_default=True,
-              help="Clip gradients to this global norm; 0 turns clipping off.")
-@click.option("--val-frac", type=FiniteFloatRange(0, 1, min_open=True, max_open=True),
-              default=DEFAULT_TRAIN.val_frac, show_default=True,
-              help="Last fraction of the text held out for validation.")
-@click.option("--max-steps", type=click.IntRange(min=0), default=DEFAULT_TRAIN.max_steps,
-              show_default=True, help="Stop after this many steps; 0 means no step limit.")
-@click.option("--time-limit", type=Duration(), default="10m", show_default=True,
-              help="Stop after this much training time (90s, 10m, 1h); 0 means none.")
-@click.option("--eval-every", type=click.IntRange(min=1), default=DEFAULT_TRAIN.eval_every,
-              show_default=True, help="Validate and checkpoint every this many steps (and at the end).")
+@config_options(ModelConfig, TrainConfig)
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False),
               help="Where checkpoints go [default: checkpoints/<corpus name>/].")
-@click.option("--rng-seed", type=int, default=DEFAULT_TRAIN.rng_seed, show_default=True,
-              help="Seed for initialisation and dropout.")
-@click.option("--encoding", default="utf-8", show_default=True, help="Encoding of the text files.")
+@encoding_option(default=None, help_extra=" [default: utf-8, or the checkpoint's with --resume]")
 @click.option("--resume", "resume", is_flag=False, flag_value="", default=None, metavar="[PATH]",
               help="Continue from the latest checkpoint in the checkpoint directory, or from PATH.")
 @click.option("--overwrite", is_flag=True,
@@ -88,11 +32,11 @@ class Duration(click.ParamType):
 @click.option("--concat", is_flag=True, help="Train one model on all FILES joined together.")
 @click.option("--force", is_flag=True,
               help="Train even if another charrnn run is using the checkpoint directory.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print the final summary as JSON on stdout (one object per corpus).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar or log lines.")
+@json_option("the final summary (one object per corpus)")
+@quiet_option
 @click.pass_context
-def train(ctx, files, encoding, checkpoint_dir, resume, concat, force, as_json, quiet, **opts):
+def train(ctx, files, checkpoint_dir, encoding, resume, overwrite, keep_last, concat, force, as_json, quiet,
+          **settings):
     """Train a character-level language model on FILES (UTF-8 text).
 
     The last --val-frac of the text is held out; its loss is reported in nats
@@ -114,79 +58,39 @@ def train(ctx, files, encoding, checkpoint_dir, resume, concat, force, as_json, 
       charrnn train input.txt --resume --time-limit 20m
     """
     from charrnn import jobs
-    from charrnn import checkpoint
-    from charrnn import training
 
-    given = {k for k in opts if ctx.get_parameter_source(k) in
-             (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
-    model_opts = {field: opts[opt] for opt, field in MODEL_OPTIONS.items()}
-    train_opts = {k: opts[k] for k in TRAIN_OPTIONS}
-    show_progress = not quiet and sys.stderr.isatty()
-    report = (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
+    given = {k: v for k, v in settings.items()
+             if ctx.get_parameter_source(k) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
+    request = jobs.Request(model={k: v for k, v in given.items() if k in MODEL_FIELDS},
+                           train={k: v for k, v in given.items() if k not in MODEL_FIELDS},
+                           encoding=encoding, resume=resume, overwrite=overwrite, force=force,
+                           keep_last=keep_last)
     for path in files:  # a typo in any path should fail now, not after training the others
         if not os.path.exists(path):
             raise UsageError(f"{path}: no such file")
         if os.path.isdir(path):
             raise UsageError(f"{path} is a directory, not a text file")
     planned = jobs.plan(files, checkpoint_dir, concat)
-    if resume and len(planned) > 1:
-        raise UsageError("--resume PATH names one checkpoint; with several corpora, use --resume "
-                         "alone and each continues from its own directory")
+    report = (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
+    warn = lambda s: click.echo(s, err=True)  # noqa: E731 - shown even with --quiet
     results = []
-    for job in planned:  # one corpus failing must not stop the others: report it and go on
-        try:
-            with RunLock(job.directory, force, warn=lambda s: click.echo(s, err=True)) as lock:
-                if lock.exclusive:  # what a killed run left half-written
-                    for name in checkpoint.sweep_stale_temps(job.directory):
-                        report(f"removed {name}, left by an interrupted save")
-                if job.sources:
-                    jobs.join_files(job.sources, encoding, job.path)
-                    job_encoding = "utf-8"  # join_files wrote UTF-8
-                else:
-                    job_encoding = encoding
-                if resume is not None:
-                    source = training.resume_source(resume or job.directory)
-                    given_encoding = job.sources or ctx.get_parameter_source("encoding") is ParameterSource.COMMANDLINE
-                    run, state = training.resume(job.path, checkpoint.load(source), job.directory,  # None: the checkpoint's
-                                          job_encoding if given_encoding else None,
-                                          {MODEL_OPTIONS[k]: opts[k] for k in MODEL_OPTIONS if k in given},
-                                          {k: train_opts[k] for k in TRAIN_OPTIONS if k in given})
-                    report(f"resuming from {source} at step {state.step}")
-                else:
-                    if not opts["overwrite"]:
-                        training.check_fresh(job.directory)
-                    run = training.prepare(job.path, model_opts, TrainConfig(**train_opts), job.directory, job_encoding)
-                    state = training.new_state(run)
-                    training.reset_metrics(run)
-                if job.sources:
-                    run.corpus.update(name=job.label, sources=[os.path.abspath(f) for f in job.sources])
-                report(f"training {run.model_cfg.cell} {run.model_cfg.n_layers}x{run.model_cfg.hidden_size} "
-                       f"on {job.label}: {len(run.train_ids):,} train / {len(run.val_ids) - run.n_context:,} "
-                       f"validation chars, vocabulary {run.vocab.size}; checkpoints in {job.directory}")
-                result = training.train(run, state, report=report, progress_bar=show_progress,
-                                 keep_last=opts["keep_last"])
-
-            report(f"best validation loss {result['best_val_loss']:.4f} nats/char "
-                   f"({result['best_val_bpc']:.4f} bits/char); best checkpoint {result['best_checkpoint']}; "
-                   f"latest {result['latest_checkpoint']}")
-            result = {**result, "status": "ok"}
-        except Interrupted as exc:
-            results.append((job, {"status": "interrupted", "error": str(exc)}))
-            _batch_summary(results, len(planned), quiet)
-            raise
-        except CharRNNError as exc:
-            if len(planned) == 1:
-                raise
-            click.echo(f"{job.label}: failed: {exc}", err=True)
-            result = {"corpus": os.path.abspath(job.path), "status": "failed", "error": str(exc)}
-        result["checkpoint_dir"] = job.directory
-        results.append((job, result))
-        if as_json:
-            click.echo(json.dumps(result))
-    _batch_summary(results, len(planned), quiet)
+    try:
+        for job, result in jobs.train_all(planned, request, report, warn,
+                                          progress_bar=not quiet and sys.stderr.isatty()):
+            results.append((job, result))
+            if result["status"] == "ok":
+                report(f"best validation loss {result['best_val_loss']:.4f} nats/char "
+                       f"({result['best_val_bpc']:.4f} bits/char); best checkpoint {result['best_checkpoint']}; "
+                       f"latest {result['latest_checkpoint']}")
+            if as_json and result["status"] != "interrupted":
+                click.echo(json.dumps(result))
+    except Interrupted:
+        _summary(results, len(planned), quiet)
+        raise
+    _summary(results, len(planned), quiet)
 
 
-def _batch_summary(results, n_jobs: int, quiet: bool) -> None:
+def _summary(results, n_jobs: int, quiet: bool) -> None:
     """With several corpora: a table on stderr of how each went, and exit 1 if any failed."""
     if n_jobs < 2:
         return

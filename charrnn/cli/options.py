@@ -1,0 +1,102 @@
+"""Click parameter types and the options several commands share (one definition each)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+
+import click
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses nan and inf: nan passes every range comparison
+    (nan <= 0 is False) and inf passes open-ended ones, so both would reach the library
+    as valid values (--temperature nan samples garbage, --lr inf diverges)."""
+
+    def convert(self, value, param, ctx):
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return rv
+
+
+class Integer(click.IntRange):
+    """click.IntRange whose message for a non-number says "is not a valid integer"
+    (click's own says "integer range", which reads as if a range were expected)."""
+
+    def convert(self, value, param, ctx):
+        if not isinstance(value, int):
+            try:
+                value = int(str(value).strip())
+            except ValueError:
+                self.fail(f"{value!r} is not a valid integer.", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class Duration(click.ParamType):
+    """Seconds, written as 90, 90s, 10m, 1.5h or 1h30m; 0 means no limit."""
+
+    name = "duration"
+    _part = re.compile(r"(\d+(?:\.\d+)?)([smh]?)")
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)):
+            return float(value)
+        text = str(value).strip().lower()
+        parts = self._part.findall(text)
+        if not text or "".join(n + u for n, u in parts) != text:
+            self.fail(f"{value!r} is not a duration; use for example 90s, 10m or 1h30m", param, ctx)
+        return float(sum(float(n) * {"": 1, "s": 1, "m": 60, "h": 3600}[u] for n, u in parts))
+
+
+def duration_text(seconds: float) -> str:
+    """600 -> '10m', 90 -> '90s', 5400 -> '1h30m': how a default duration is shown."""
+    s = int(seconds)
+    if s != seconds or s == 0:
+        return f"{seconds:g}"
+    h, m, sec = s // 3600, s // 60 % 60, s % 60
+    if sec and (h or m) and s < 600:
+        return f"{s}s"
+    return "".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m"), (sec, "s")) if v)
+
+
+def _click_type(f: dataclasses.Field):
+    """The click type of a config field, from its metadata (config.setting)."""
+    m = f.metadata
+    if m["choices"] is not None:
+        return click.Choice(m["choices"])
+    if m["duration"]:
+        return Duration()
+    bounds = {"min": m["low"], "max": m["high"], "min_open": m["low_open"], "max_open": m["high_open"]}
+    if f.type == "int":
+        return Integer(min=m["low"], max=m["high"], min_open=m["low_open"], max_open=m["high_open"])
+    return FiniteFloatRange(**bounds)
+
+
+def config_options(*classes):
+    """Decorator: one option per CLI field of the given config dataclasses, named after
+    the field (its flag from config.flag), with the dataclass default."""
+    from charrnn.config import flag
+
+    def decorate(fn):
+        fields = [f for cls in classes for f in dataclasses.fields(cls) if f.metadata["cli"]]
+        for f in reversed(fields):
+            default = duration_text(f.default) if f.metadata["duration"] else f.default
+            fn = click.option(flag(f.name), f.name, type=_click_type(f), default=default, show_default=True,
+                              help=f.metadata["help"])(fn)
+        return fn
+
+    return decorate
+
+
+def json_option(what: str):
+    return click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON on stdout.")
+
+
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar, notes or log lines on stderr.")
+
+
+def encoding_option(default: str | None = "utf-8", help_extra: str = ""):
+    return click.option("--encoding", default=default, show_default=default is not None,
+                        help="Encoding of the text files." + help_extra)

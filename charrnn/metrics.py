@@ -1,0 +1,79 @@
+"""A run's evaluation records, ``metrics.jsonl`` in its checkpoint directory, and units.
+
+Training appends one JSON object per evaluation (step, epoch, elapsed, lr,
+train_loss, val_loss in nats, val_bpc, chars_per_s, ...); plots and scripts read them.
+Losses are kept in nats per character; bits per character are nats / ln 2.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+from charrnn.errors import CheckpointError, DataError
+
+METRICS = "metrics.jsonl"
+LN2 = math.log(2.0)
+
+
+def bits(nats: float | None) -> float | None:
+    """Nats per character in bits per character (None stays None)."""
+    return None if nats is None else nats / LN2
+
+
+def path_of(run: str) -> str:
+    """metrics.jsonl of a run directory, or ``run`` itself when it names the file."""
+    return os.path.join(run, METRICS) if os.path.isdir(run) else run
+
+
+def reset(directory: str) -> None:
+    """Remove a run directory's metrics.jsonl: a new run (not a resumed one) starts its
+    own, so that plots of a directory trained again with --overwrite do not mix runs."""
+    try:
+        os.unlink(os.path.join(directory, METRICS))
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise CheckpointError(f"cannot reset {METRICS} in {directory}: {exc.strerror or exc}") from None
+
+
+def append(directory: str, record: dict) -> None:
+    path = os.path.join(directory, METRICS)
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+    except OSError as exc:  # the checkpoint is already saved; say so rather than a traceback
+        raise CheckpointError(f"cannot append to {path}: {exc.strerror or exc} (the checkpoint "
+                              f"of step {record.get('step')} was saved)") from None
+
+
+def read(run: str) -> tuple[list[dict], int]:
+    """The evaluation records of a run directory (or a metrics.jsonl file), and how many
+    lines were skipped as unreadable (a run killed mid-write leaves half a line).
+
+    When the step counter goes back (a run resumed from an older checkpoint, or a fresh
+    run in a reused directory), the later records replace the earlier ones from that
+    step on, so the curve does not double back over itself."""
+    path = path_of(run)
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        raise DataError(f"no {METRICS} in {run}; pass a checkpoint directory written by `charrnn train`") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    records, skipped = [], 0
+    for line in lines:
+        try:
+            record = json.loads(line)
+            float(record["step"]), float(record["val_loss"])
+        except (ValueError, KeyError, TypeError):
+            skipped += line.strip() != ""
+            continue
+        if records and record["step"] <= records[-1]["step"]:
+            records = [r for r in records if r["step"] < record["step"]]
+        records.append(record)
+    if not records:
+        raise DataError(f"{path} holds no evaluation records yet")
+    return records, skipped

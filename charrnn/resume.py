@@ -1,0 +1,75 @@
+"""Continuing a run: which checkpoint --resume means, and whether the options agree with it.
+
+A resumed run is the run it came from: its model and training configuration come
+from the checkpoint. The options given explicitly on the command line must agree with
+it, except the resumable ones (config.setting(resumable=True): when to stop and how
+often to report); a contradiction names the flag. The vocabulary of the text must be
+the checkpoint's exactly.
+"""
+
+from __future__ import annotations
+
+import os
+
+from charrnn import checkpoint, data
+from charrnn.config import TrainConfig, flag, resumable
+from charrnn.errors import CheckpointError, ConfigError, UsageError
+
+
+def source(path: str) -> str:
+    """The checkpoint that --resume continues: a file, or a run directory's latest.npz."""
+    if os.path.isdir(path):
+        latest = os.path.join(path, checkpoint.LATEST)
+        if os.path.isfile(latest):
+            return latest
+        best = os.path.join(path, checkpoint.BEST)
+        raise CheckpointError(f"nothing to resume: {path} holds no {checkpoint.LATEST}; drop --resume to start "
+                              f"a new run" + (f", or resume from {best}" if os.path.isfile(best) else ""))
+    if not os.path.exists(path):
+        raise CheckpointError(f"nothing to resume: no checkpoint at {path}; drop --resume to start a new run")
+    return path
+
+
+def check_fresh(directory: str) -> None:
+    """A new run writes latest.npz and best.npz: refuse to overwrite another run's, which
+    may hold hours of training, unless asked to."""
+    for name in (checkpoint.LATEST, checkpoint.BEST):
+        if os.path.exists(os.path.join(directory, name)):
+            raise UsageError(f"{directory} already holds a checkpoint ({name}); continue that run with "
+                             f"--resume, start over with --overwrite, or choose another --checkpoint-dir")
+
+
+def _contradiction(key: str, value, saved) -> ConfigError:
+    return ConfigError(f"{flag(key)} {value} contradicts the checkpoint, which was trained with {flag(key)} "
+                       f"{saved}; drop {flag(key)} to continue that run, or start a new one in another "
+                       f"--checkpoint-dir")
+
+
+def check_vocab(ckpt: checkpoint.Checkpoint, vocab: data.Vocab) -> None:
+    if vocab.chars != ckpt.vocab.chars:
+        added = sorted(set(vocab.chars) - set(ckpt.vocab.chars))
+        removed = sorted(set(ckpt.vocab.chars) - set(vocab.chars))
+        detail = "; ".join(s for s in (added and f"new characters {data.format_chars(added, 12)}",
+                                       removed and f"missing characters {data.format_chars(removed, 12)}") if s)
+        raise ConfigError(f"vocabulary mismatch: the text's vocabulary differs from the checkpoint's ({detail})")
+
+
+def train_config(ckpt: checkpoint.Checkpoint, model_opts: dict, train_opts: dict) -> TrainConfig:
+    """The train config a resumed run continues with: the checkpoint's, with the
+    resumable options the user gave. Any other given option must equal the saved one."""
+    saved_model = ckpt.model_cfg.to_dict()
+    for key, value in model_opts.items():
+        if saved_model[key] != value:
+            raise _contradiction(key, value, saved_model[key])
+    saved = ckpt.train_cfg.to_dict()
+    for key, value in train_opts.items():
+        if not resumable(key) and saved[key] != value:
+            raise _contradiction(key, value, saved[key])
+    saved.update({k: v for k, v in train_opts.items() if resumable(k)})
+    return TrainConfig.from_dict(saved)
+
+
+def encoding(ckpt: checkpoint.Checkpoint, given: str | None) -> str:
+    """The encoding to read the text with: the one given, else the checkpoint's."""
+    saved = ckpt.corpus.get("encoding")
+    return given or (saved if isinstance(saved, str) else "utf-8")
