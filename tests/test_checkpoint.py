@@ -21,7 +21,7 @@ from charrnn import optim
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Vocab
 from charrnn.errors import CheckpointError
-from reliability_helpers import fails, leftovers, run, sha256
+from helpers import fails, leftovers, run, sha256
 
 FUZZ_MUTATIONS = 1500
 

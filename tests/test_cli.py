@@ -3,17 +3,11 @@
 import json
 
 import pytest
-from click.testing import CliRunner
 
 from charrnn.cli import cli
+from helpers import TINY
 
-SMALL = ["--hidden-size", "16", "--layers", "1", "--seq-len", "16", "--batch-size", "4",
-         "--eval-every", "20", "--max-steps", "40", "--time-limit", "0"]
-
-
-@pytest.fixture
-def runner():
-    return CliRunner()
+SMALL = [*TINY, "--eval-every", "60", "--max-steps", "120"]  # a model that has learned a little
 
 
 @pytest.fixture
@@ -34,7 +28,7 @@ def test_help_has_examples(runner):
 def test_train_writes_checkpoints_and_reports(runner, trained):
     assert (trained / "latest.npz").is_file() and (trained / "best.npz").is_file()
     lines = (trained / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(line)["step"] for line in lines] == [20, 40]
+    assert [json.loads(line)["step"] for line in lines] == [60, 120]
 
 
 def test_train_stdout_is_clean_and_json_summary(runner, tiny_corpus, tmp_path):
@@ -42,7 +36,7 @@ def test_train_stdout_is_clean_and_json_summary(runner, tiny_corpus, tmp_path):
                                  *SMALL, "--json"])
     assert result.exit_code == 0
     summary = json.loads(result.stdout)
-    assert summary["steps"] == 40 and summary["best_val_bpc"] > 0
+    assert summary["steps"] == 120 and summary["best_val_bpc"] > 0
     assert "bits/char" in result.stderr
 
 
@@ -101,7 +95,7 @@ def test_overwrite_starts_a_new_metrics_file(runner, tiny_corpus, tmp_path):
     assert runner.invoke(cli, args).exit_code == 0
     assert runner.invoke(cli, args + ["--overwrite"]).exit_code == 0
     steps = [json.loads(line)["step"] for line in (ck / "metrics.jsonl").read_text().splitlines()]
-    assert steps == [20, 40]
+    assert steps == [60, 120]
 
 
 def test_library_refuses_non_finite_lr_and_temperature():

@@ -9,11 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from charrnn.cli import cli
+from helpers import TINY as _TINY
+from helpers import make_text
 
-from conftest import make_text
-
-TINY = ["--hidden-size", "12", "--layers", "1", "--seq-len", "12", "--batch-size", "4",
-        "--eval-every", "10", "--max-steps", "30", "--time-limit", "0", "--dropout", "0"]
+TINY = [*_TINY, "--eval-every", "10", "--max-steps", "30", "--dropout", "0"]  # a model that has learned a little
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,7 @@ import pytest
 
 from charrnn.cli import cli
 from charrnn.lock import RunLock
-
-from conftest import make_text
-
-TINY = ["--hidden-size", "8", "--layers", "1", "--seq-len", "8", "--batch-size", "2",
-        "--eval-every", "5", "--max-steps", "10", "--time-limit", "0"]
+from helpers import TINY, make_text
 
 
 @pytest.fixture

@@ -21,8 +21,7 @@ from charrnn import data
 from charrnn import model
 from charrnn import training
 
-from conftest import make_text
-from reliability_helpers import fails, interrupt_at, leftovers, ok, run, sha256, train
+from helpers import fails, interrupt_at, leftovers, make_text, ok, run, sha256, train
 
 
 @pytest.fixture

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from charrnn import checkpoint
-from conftest import make_text
-from reliability_helpers import TINY, fails, interrupt_at, ok, run, sha256, train
+from helpers import TINY, fails, interrupt_at, make_text, ok, run, sha256, train
 
 N = 40  # steps before the interruption; 2N crosses an epoch boundary (74 chunks of 8 x 3)
 

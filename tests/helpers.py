@@ -1,5 +1,5 @@
-"""Helpers shared by the fault and bad-input tests: tiny training options, running the
-CLI in-process, and the one-line error contract."""
+"""Helpers shared by the tests: a generated corpus, one set of tiny training options,
+running the CLI in-process, and the one-line error contract."""
 
 from __future__ import annotations
 
@@ -7,22 +7,40 @@ import hashlib
 import os
 import signal
 
+import numpy as np
 from click.testing import CliRunner
 
 from charrnn import training
 from charrnn.cli import cli
 
-# A model small enough that a step takes about a millisecond.
+WORDS = ("the cat sat on a mat and the dog ran to the log while a bird sang in the tree "
+         "so the fox hid in a box and the hen met ten men").split()
+
+
+def make_text(n_chars: int, seed: int = 0) -> str:
+    """Lowercase pseudo-sentences with punctuation and line breaks: enough structure to learn."""
+    rng = np.random.default_rng(seed)
+    out, size = [], 0
+    while size < n_chars:
+        words = [WORDS[i] for i in rng.integers(0, len(WORDS), rng.integers(3, 9))]
+        line = " ".join(words).capitalize() + (". " if rng.random() < 0.7 else "!\n")
+        out.append(line)
+        size += len(line)
+    return "".join(out)[:n_chars]
+
+
+# A model small enough that a step takes about a millisecond; tests that need a model
+# that has learned something add "--max-steps N" (a later option wins).
 TINY = ["--hidden-size", "12", "--layers", "1", "--seq-len", "8", "--batch-size", "3",
-        "--time-limit", "0", "--eval-every", "5", "--max-steps", "10", "-q"]
+        "--time-limit", "0", "--eval-every", "5", "--max-steps", "10"]
 
 
-def run(*args) -> "click.testing.Result":
+def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def train(corpus, ckpt_dir, *extra):
-    return run("train", corpus, "--checkpoint-dir", ckpt_dir, *TINY, *extra)
+    return run("train", corpus, "--checkpoint-dir", ckpt_dir, *TINY, "-q", *extra)
 
 
 def ok(result):
