@@ -20,8 +20,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from charrnn import model  # noqa: E402
-from charrnn import sampling  # noqa: E402
+from charrnn import (
+    model,  # noqa: E402
+    sampling,  # noqa: E402
+)
 from charrnn.config import ModelConfig  # noqa: E402
 from charrnn.data import Vocab  # noqa: E402
 
@@ -34,8 +36,7 @@ def sample_throughput(params, cfg, vocab, n: int, num_samples: int, seed_text: s
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
     produced = 0
-    for chars in sampling.generate(params, cfg, vocab, seed_text, n, temperature=1.0, rng=rng,
-                            num_samples=num_samples):
+    for chars in sampling.generate(params, cfg, vocab, seed_text, n, temperature=1.0, rng=rng, num_samples=num_samples):
         produced += len(chars)
     return produced / (time.perf_counter() - t0)
 
@@ -52,20 +53,32 @@ def main(argv=None):
     a = p.parse_args(argv)
     if a.checkpoint:
         from charrnn import checkpoint
+
         ck = checkpoint.load(checkpoint.resolve(a.checkpoint))
         params, cfg, vocab = ck.params, ck.model_cfg, ck.vocab
     else:
         vocab = VOCAB
         cfg = ModelConfig(cell=a.cell, vocab_size=vocab.size, hidden_size=a.hidden, n_layers=a.layers)
         params = model.init_params(cfg, np.random.default_rng(0))
-    out = {"impl": "charrnn", "cell": cfg.cell, "hidden": cfg.hidden_size, "layers": cfg.n_layers,
-           "n_per_stream": a.n, "results": []}
+    out = {
+        "impl": "charrnn",
+        "cell": cfg.cell,
+        "hidden": cfg.hidden_size,
+        "layers": cfg.n_layers,
+        "n_per_stream": a.n,
+        "results": [],
+    }
     for k in a.num_samples:
         n = a.n if k == 1 else max(200, a.n // k * 4)
         rates = [sample_throughput(params, cfg, vocab, n, k) for _ in range(a.repeats)]
-        out["results"].append({"num_samples": k, "n_per_stream": n,
-                               "chars_per_s": round(statistics.median(rates), 1),
-                               "runs": [round(r, 1) for r in rates]})
+        out["results"].append(
+            {
+                "num_samples": k,
+                "n_per_stream": n,
+                "chars_per_s": round(statistics.median(rates), 1),
+                "runs": [round(r, 1) for r in rates],
+            }
+        )
     print(json.dumps(out))
 
 

@@ -25,15 +25,15 @@ import statistics
 import sys
 import time
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from gemm_rate import gemm_gflops  # noqa: E402
 
-from charrnn import data  # noqa: E402
-from charrnn import training  # noqa: E402
+from charrnn import (
+    data,  # noqa: E402
+    training,  # noqa: E402
+)
 from charrnn.config import ModelConfig, TrainConfig  # noqa: E402
 
 DEFAULT_CORPUS = os.path.join(os.path.dirname(__file__), "..", "corpora", "tales.txt")
@@ -46,8 +46,7 @@ def flops_per_char(cfg: ModelConfig) -> float:
 
 def make_run(ids, vocab, cell, hidden, layers, batch, seq_len, dropout) -> training.Run:
     cfg = ModelConfig(cell=cell, vocab_size=vocab.size, hidden_size=hidden, n_layers=layers, dropout=dropout)
-    tc = TrainConfig(seq_len=seq_len, batch_size=batch, lr=2e-3, clip=5.0, time_limit=0,
-                     lr_schedule="constant")
+    tc = TrainConfig(seq_len=seq_len, batch_size=batch, lr=2e-3, clip=5.0, time_limit=0, lr_schedule="constant")
     return training.Run(cfg, tc, vocab, ids, ids[-1000:], "/nonexistent")
 
 
@@ -87,16 +86,32 @@ def main(argv=None):
     step_rate = gemm_gflops(G, a.hidden, a.batch, repeats=3, min_time=0.2)  # feature-major
     all_rate = gemm_gflops(a.batch * a.seq_len, a.hidden, G, repeats=3, min_time=0.2)
     achieved = cps * fpc / 1e9
-    print(json.dumps({
-        "impl": "charrnn", "cell": a.cell, "hidden": a.hidden, "layers": a.layers, "batch": a.batch,
-        "seq_len": a.seq_len, "dropout": a.dropout, "vocab": vocab.size, "steps": a.steps,
-        "chars_per_s": round(cps, 1), "chars_per_s_runs": [round(r, 1) for r in rates],
-        "mflop_per_char": round(fpc / 1e6, 3), "gflops": round(achieved, 2),
-        "gemm_gflops_step_shape": round(step_rate, 2), "gemm_gflops_step_shape_batch_major": round(step_rate_bm, 2),
-        "gemm_gflops_all_steps_shape": round(all_rate, 2),
-        "fraction_of_step_gemm": round(achieved / step_rate, 3),
-        "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS")},
-    }))
+    print(
+        json.dumps(
+            {
+                "impl": "charrnn",
+                "cell": a.cell,
+                "hidden": a.hidden,
+                "layers": a.layers,
+                "batch": a.batch,
+                "seq_len": a.seq_len,
+                "dropout": a.dropout,
+                "vocab": vocab.size,
+                "steps": a.steps,
+                "chars_per_s": round(cps, 1),
+                "chars_per_s_runs": [round(r, 1) for r in rates],
+                "mflop_per_char": round(fpc / 1e6, 3),
+                "gflops": round(achieved, 2),
+                "gemm_gflops_step_shape": round(step_rate, 2),
+                "gemm_gflops_step_shape_batch_major": round(step_rate_bm, 2),
+                "gemm_gflops_all_steps_shape": round(all_rate, 2),
+                "fraction_of_step_gemm": round(achieved / step_rate, 3),
+                "env": {
+                    k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS")
+                },
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

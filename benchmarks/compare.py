@@ -26,19 +26,31 @@ TORCH_MISSING = 3
 
 
 def _run(script: str, args: list[str]) -> tuple[int, dict | None, str]:
-    proc = subprocess.run([sys.executable, os.path.join(HERE, script), *args],
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, os.path.join(HERE, script), *args], capture_output=True, text=True)
     try:
         return proc.returncode, json.loads(proc.stdout.strip().splitlines()[-1]), proc.stderr
     except (ValueError, IndexError):
         return proc.returncode, None, proc.stderr
 
 
-def compare(corpus: str, model: str, batch: int, seq_len: int, steps: int, repeats: int,
-            threads: int) -> dict:
+def compare(corpus: str, model: str, batch: int, seq_len: int, steps: int, repeats: int, threads: int) -> dict:
     cell, layers, hidden = model.split(":")
-    shape = ["--corpus", corpus, "--cell", cell, "--layers", layers, "--hidden", hidden,
-             "--batch", str(batch), "--seq-len", str(seq_len), "--steps", str(steps)]
+    shape = [
+        "--corpus",
+        corpus,
+        "--cell",
+        cell,
+        "--layers",
+        layers,
+        "--hidden",
+        hidden,
+        "--batch",
+        str(batch),
+        "--seq-len",
+        str(seq_len),
+        "--steps",
+        str(steps),
+    ]
     ours, theirs, torch_note, last = [], [], None, None
     for _ in range(repeats):
         code, out, err = _run("bench_train.py", shape + ["--repeats", "1"])
@@ -55,19 +67,30 @@ def compare(corpus: str, model: str, batch: int, seq_len: int, steps: int, repea
             else:
                 theirs.append(out["chars_per_s"])
                 torch_version = out.get("torch_version")
-    result = {"model": model, "batch": batch, "seq_len": seq_len, "steps": steps, "repeats": repeats,
-              "charrnn_chars_per_s": round(statistics.median(ours), 1),
-              "charrnn_runs": [round(r) for r in ours],
-              "charrnn_gflops": round(statistics.median(ours) * last["mflop_per_char"] / 1e3, 2),
-              "gemm_gflops_step_shape": last["gemm_gflops_step_shape"],
-              "gemm_gflops_step_shape_batch_major": last["gemm_gflops_step_shape_batch_major"],
-              "gemm_gflops_all_steps_shape": last["gemm_gflops_all_steps_shape"]}
+    result = {
+        "model": model,
+        "batch": batch,
+        "seq_len": seq_len,
+        "steps": steps,
+        "repeats": repeats,
+        "charrnn_chars_per_s": round(statistics.median(ours), 1),
+        "charrnn_runs": [round(r) for r in ours],
+        "charrnn_gflops": round(statistics.median(ours) * last["mflop_per_char"] / 1e3, 2),
+        "gemm_gflops_step_shape": last["gemm_gflops_step_shape"],
+        "gemm_gflops_step_shape_batch_major": last["gemm_gflops_step_shape_batch_major"],
+        "gemm_gflops_all_steps_shape": last["gemm_gflops_all_steps_shape"],
+    }
     result["fraction_of_step_gemm"] = round(result["charrnn_gflops"] / result["gemm_gflops_step_shape"], 3)
     if theirs:
-        result.update({"torch_version": torch_version, "torch_threads": threads,
-                       "torch_chars_per_s": round(statistics.median(theirs), 1),
-                       "torch_runs": [round(r) for r in theirs],
-                       "ratio": round(statistics.median(ours) / statistics.median(theirs), 3)})
+        result.update(
+            {
+                "torch_version": torch_version,
+                "torch_threads": threads,
+                "torch_chars_per_s": round(statistics.median(theirs), 1),
+                "torch_runs": [round(r) for r in theirs],
+                "ratio": round(statistics.median(ours) / statistics.median(theirs), 3),
+            }
+        )
     else:
         result["note"] = torch_note
     return result
@@ -88,9 +111,11 @@ def main(argv=None):
     for model in a.models:
         r = compare(a.corpus, model, a.batch, a.seq_len, a.steps, a.repeats, a.threads)
         print(json.dumps(r), flush=True)
-        summary = (f"{model}: charrnn {r['charrnn_chars_per_s']:,.0f} chars/s, {r['charrnn_gflops']} GFLOP/s "
-                   f"({r['fraction_of_step_gemm']:.0%} of the {r['gemm_gflops_step_shape']} GFLOP/s GEMM rate "
-                   f"at one step's shape, feature-major; {r['gemm_gflops_step_shape_batch_major']} batch-major)")
+        summary = (
+            f"{model}: charrnn {r['charrnn_chars_per_s']:,.0f} chars/s, {r['charrnn_gflops']} GFLOP/s "
+            f"({r['fraction_of_step_gemm']:.0%} of the {r['gemm_gflops_step_shape']} GFLOP/s GEMM rate "
+            f"at one step's shape, feature-major; {r['gemm_gflops_step_shape_batch_major']} batch-major)"
+        )
         if "ratio" in r:
             summary += f"; torch {r['torch_chars_per_s']:,.0f} chars/s; ratio {r['ratio']:.2f}x"
         else:

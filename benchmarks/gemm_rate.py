@@ -84,9 +84,10 @@ def gemm_gflops(m, k, n, repeats=5, min_time=0.3, seed=0):
 def rate_table(shapes=None, repeats=5, min_time=0.3):
     """{name: {"m","k","n","gflops"}} for a {name: (m, k, n)} dict (default SHAPES)."""
     shapes = SHAPES if shapes is None else shapes
-    return {name: {"m": m, "k": k, "n": n,
-                   "gflops": round(gemm_gflops(m, k, n, repeats, min_time), 2)}
-            for name, (m, k, n) in shapes.items()}
+    return {
+        name: {"m": m, "k": k, "n": n, "gflops": round(gemm_gflops(m, k, n, repeats, min_time), 2)}
+        for name, (m, k, n) in shapes.items()
+    }
 
 
 def _blas_info():
@@ -101,14 +102,15 @@ def _blas_info():
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--min-time", type=float, default=0.3,
-                   help="minimum seconds per timed run")
+    p.add_argument("--min-time", type=float, default=0.3, help="minimum seconds per timed run")
     p.add_argument("--no-single-thread", action="store_true", help="skip the 1-thread table")
     a = p.parse_args(argv)
-    result = {"numpy_version": np.__version__,
-              "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")},
-              "blas": _blas_info(),
-              "default_threads": rate_table(repeats=a.repeats, min_time=a.min_time)}
+    result = {
+        "numpy_version": np.__version__,
+        "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")},
+        "blas": _blas_info(),
+        "default_threads": rate_table(repeats=a.repeats, min_time=a.min_time),
+    }
     if a.no_single_thread:
         result["single_thread"] = "skipped (--no-single-thread)"
     else:

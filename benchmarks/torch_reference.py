@@ -83,8 +83,7 @@ def _build_model(torch, vocab_size, cell, hidden, layers, dropout, inputs="embed
         def __init__(self):
             super().__init__()
             self.emb = None if inputs == "onehot" else nn.Embedding(vocab_size, in_size)
-            self.rnn = rnn_cls(in_size, hidden, num_layers=layers, dropout=drop,
-                               batch_first=False, **kwargs)
+            self.rnn = rnn_cls(in_size, hidden, num_layers=layers, dropout=drop, batch_first=False, **kwargs)
             self.drop = nn.Dropout(dropout)
             self.head = nn.Linear(hidden, vocab_size)
 
@@ -107,8 +106,21 @@ def _detach(state):
     return state.detach()
 
 
-def torch_train_throughput(text_ids, vocab_size, cell, hidden, layers, batch, seq_len,
-                           steps, warmup=3, threads=2, dropout=0.0, seed=0, inputs="embed-v"):
+def torch_train_throughput(
+    text_ids,
+    vocab_size,
+    cell,
+    hidden,
+    layers,
+    batch,
+    seq_len,
+    steps,
+    warmup=3,
+    threads=2,
+    dropout=0.0,
+    seed=0,
+    inputs="embed-v",
+):
     """Train the reference model for ``warmup + steps`` steps; time the last ``steps``."""
     torch = _torch()
     ids = np.asarray(text_ids)
@@ -118,13 +130,12 @@ def torch_train_throughput(text_ids, vocab_size, cell, hidden, layers, batch, se
         raise ValueError(f"token ids must lie in [0, {vocab_size})")
     stream_len = ids.size // batch
     if stream_len < seq_len + 1:
-        raise ValueError(f"text too short: {ids.size} ids give streams of {stream_len} "
-                         f"< seq_len + 1 = {seq_len + 1}")
+        raise ValueError(f"text too short: {ids.size} ids give streams of {stream_len} < seq_len + 1 = {seq_len + 1}")
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     # (batch, L) streams, stored time-major (L, batch) so each window is a
     # contiguous (T, B) slice, the layout batch_first=False expects.
-    streams = ids[:batch * stream_len].astype(np.int64).reshape(batch, stream_len)
+    streams = ids[: batch * stream_len].astype(np.int64).reshape(batch, stream_len)
     data = torch.from_numpy(np.ascontiguousarray(streams.T))
 
     model = _build_model(torch, vocab_size, cell, hidden, layers, dropout, inputs)
@@ -139,8 +150,8 @@ def torch_train_throughput(text_ids, vocab_size, cell, hidden, layers, batch, se
             # Wrap to the stream starts; the end of a stream does not precede its
             # start, so the carried state is reset rather than reused.
             pos, state = 0, None
-        x = data[pos:pos + seq_len]
-        y = data[pos + 1:pos + seq_len + 1]
+        x = data[pos : pos + seq_len]
+        y = data[pos + 1 : pos + seq_len + 1]
         pos += seq_len
         logits, state = model(x, state)
         state = _detach(state)
@@ -157,15 +168,26 @@ def torch_train_throughput(text_ids, vocab_size, cell, hidden, layers, batch, se
     for _ in range(steps):
         loss = step()
     seconds = time.perf_counter() - t0
-    return {"impl": "torch", "torch_version": torch.__version__, "threads": threads,
-            "inputs": inputs, "cell": cell, "hidden": hidden, "layers": layers, "batch": batch,
-            "seq_len": seq_len, "steps": steps, "seconds": seconds,
-            "chars_per_s": batch * seq_len * steps / seconds,
-            "final_loss": float(loss.item())}
+    return {
+        "impl": "torch",
+        "torch_version": torch.__version__,
+        "threads": threads,
+        "inputs": inputs,
+        "cell": cell,
+        "hidden": hidden,
+        "layers": layers,
+        "batch": batch,
+        "seq_len": seq_len,
+        "steps": steps,
+        "seconds": seconds,
+        "chars_per_s": batch * seq_len * steps / seconds,
+        "final_loss": float(loss.item()),
+    }
 
 
-def torch_sample_throughput(vocab_size=65, cell="lstm", hidden=256, layers=2,
-                            n_chars=2000, warmup=50, threads=2, temperature=1.0, seed=0):
+def torch_sample_throughput(
+    vocab_size=65, cell="lstm", hidden=256, layers=2, n_chars=2000, warmup=50, threads=2, temperature=1.0, seed=0
+):
     """Generate ``n_chars`` one at a time from an untrained model; return chars/s.
 
     Weights are random: only speed matters here, and each step costs the same.
@@ -192,16 +214,42 @@ def torch_sample_throughput(vocab_size=65, cell="lstm", hidden=256, layers=2,
         t0 = time.perf_counter()
         generate(n_chars)
         seconds = time.perf_counter() - t0
-    return {"impl": "torch", "torch_version": torch.__version__, "mode": "sample",
-            "threads": threads, "cell": cell, "hidden": hidden, "layers": layers,
-            "vocab_size": vocab_size, "chars": n_chars, "seconds": seconds,
-            "chars_per_s": n_chars / seconds}
+    return {
+        "impl": "torch",
+        "torch_version": torch.__version__,
+        "mode": "sample",
+        "threads": threads,
+        "cell": cell,
+        "hidden": hidden,
+        "layers": layers,
+        "vocab_size": vocab_size,
+        "chars": n_chars,
+        "seconds": seconds,
+        "chars_per_s": n_chars / seconds,
+    }
 
 
-def torch_train_quality(ids, vocab_size, cell="lstm", hidden=384, layers=2, batch=64, seq_len=64,
-                        dropout=0.25, lr=3e-3, min_lr_frac=0.05, clip=5.0, val_frac=0.1,
-                        time_limit=600.0, max_steps=0, eval_every=500, threads=2, seed=0,
-                        inputs="embed-v", log=None):
+def torch_train_quality(
+    ids,
+    vocab_size,
+    cell="lstm",
+    hidden=384,
+    layers=2,
+    batch=64,
+    seq_len=64,
+    dropout=0.25,
+    lr=3e-3,
+    min_lr_frac=0.05,
+    clip=5.0,
+    val_frac=0.1,
+    time_limit=600.0,
+    max_steps=0,
+    eval_every=500,
+    threads=2,
+    seed=0,
+    inputs="embed-v",
+    log=None,
+):
     """Train the reference model the way ``charrnn train`` trains, and validate it the
     way charrnn validates, so that the two best validation losses can be compared.
 
@@ -217,8 +265,7 @@ def torch_train_quality(ids, vocab_size, cell="lstm", hidden=384, layers=2, batc
     Returns a summary dict; each evaluation is also passed to ``log`` as a dict.
     """
     torch = _torch()
-    from charrnn import data
-    from charrnn import evaluation
+    from charrnn import data, evaluation
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -236,13 +283,15 @@ def torch_train_quality(ids, vocab_size, cell="lstm", hidden=384, layers=2, batc
         model.eval()
         total, count, state = 0.0, 0, None
         with torch.no_grad():
-            for x, y, mask in data.eval_chunks(val_ids, n_context, evaluation.EVAL_STREAMS, evaluation.EVAL_WARMUP,
-                                            evaluation.EVAL_CHUNK):
+            for x, y, mask in data.eval_chunks(
+                val_ids, n_context, evaluation.EVAL_STREAMS, evaluation.EVAL_WARMUP, evaluation.EVAL_CHUNK
+            ):
                 xt = torch.from_numpy(np.ascontiguousarray(x.T.astype(np.int64)))
                 yt = torch.from_numpy(np.ascontiguousarray(y.T.astype(np.int64)))
                 logits, state = model(xt, state)
-                nll = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab_size), yt.reshape(-1),
-                                                        reduction="none").reshape(yt.shape)
+                nll = torch.nn.functional.cross_entropy(
+                    logits.reshape(-1, vocab_size), yt.reshape(-1), reduction="none"
+                ).reshape(yt.shape)
                 m = torch.from_numpy(np.ascontiguousarray(mask.T))
                 total += float(nll[m].double().sum())
                 count += int(m.sum())
@@ -264,8 +313,8 @@ def torch_train_quality(ids, vocab_size, cell="lstm", hidden=384, layers=2, batc
         t0 = time.perf_counter()
         if chunk >= streams.chunks_per_epoch:
             chunk, state = 0, None
-        x = columns[chunk * seq_len:(chunk + 1) * seq_len]
-        y = columns[chunk * seq_len + 1:(chunk + 1) * seq_len + 1]
+        x = columns[chunk * seq_len : (chunk + 1) * seq_len]
+        y = columns[chunk * seq_len + 1 : (chunk + 1) * seq_len + 1]
         chunk += 1
         for group in opt.param_groups:
             group["lr"] = lr_at(step, elapsed)
@@ -284,17 +333,39 @@ def torch_train_quality(ids, vocab_size, cell="lstm", hidden=384, layers=2, batc
         if step % eval_every == 0 or done:
             val = validate()
             best = val if best is None else min(best, val)
-            record = {"step": step, "elapsed": round(elapsed, 2), "train_loss": round(smoothed, 4),
-                      "val_loss": round(val, 4), "chars_per_s": round(step * batch * seq_len / elapsed)}
+            record = {
+                "step": step,
+                "elapsed": round(elapsed, 2),
+                "train_loss": round(smoothed, 4),
+                "val_loss": round(val, 4),
+                "chars_per_s": round(step * batch * seq_len / elapsed),
+            }
             evals.append(record)
             if log is not None:
                 log(record)
-    return {"impl": "torch", "mode": "quality", "torch_version": torch.__version__, "threads": threads,
-            "inputs": inputs, "cell": cell, "hidden": hidden, "layers": layers, "dropout": dropout,
-            "lr": lr, "min_lr_frac": min_lr_frac, "batch": batch, "seq_len": seq_len, "clip": clip,
-            "time_limit": time_limit, "max_steps": max_steps, "steps": step,
-            "train_seconds": round(elapsed, 2), "chars_per_s": round(step * batch * seq_len / elapsed, 1),
-            "best_val_loss": best, "evals": evals}
+    return {
+        "impl": "torch",
+        "mode": "quality",
+        "torch_version": torch.__version__,
+        "threads": threads,
+        "inputs": inputs,
+        "cell": cell,
+        "hidden": hidden,
+        "layers": layers,
+        "dropout": dropout,
+        "lr": lr,
+        "min_lr_frac": min_lr_frac,
+        "batch": batch,
+        "seq_len": seq_len,
+        "clip": clip,
+        "time_limit": time_limit,
+        "max_steps": max_steps,
+        "steps": step,
+        "train_seconds": round(elapsed, 2),
+        "chars_per_s": round(step * batch * seq_len / elapsed, 1),
+        "best_val_loss": best,
+        "evals": evals,
+    }
 
 
 def encode_corpus(path):
@@ -316,20 +387,21 @@ def main(argv=None):
     p.add_argument("--cell", choices=CELLS, default="lstm")
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--inputs", choices=INPUTS, default="embed-v",
-                   help="what feeds the first layer (see _build_model); embed-v is charrnn's model")
+    p.add_argument(
+        "--inputs",
+        choices=INPUTS,
+        default="embed-v",
+        help="what feeds the first layer (see _build_model); embed-v is charrnn's model",
+    )
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--seq-len", type=int, default=64)
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--dropout", type=float, default=None,
-                   help="default 0 for --mode train, 0.25 for --mode quality")
-    p.add_argument("--repeats", type=int, default=1,
-                   help="independent timed runs; chars_per_s reports their median")
+    p.add_argument("--dropout", type=float, default=None, help="default 0 for --mode train, 0.25 for --mode quality")
+    p.add_argument("--repeats", type=int, default=1, help="independent timed runs; chars_per_s reports their median")
     p.add_argument("--sample-chars", type=int, default=2000)
-    p.add_argument("--vocab-size", type=int, default=65,
-                   help="vocabulary for --mode sample without --corpus")
+    p.add_argument("--vocab-size", type=int, default=65, help="vocabulary for --mode sample without --corpus")
     q = p.add_argument_group("--mode quality")
     q.add_argument("--lr", type=float, default=3e-3)
     q.add_argument("--min-lr-frac", type=float, default=0.05)
@@ -350,23 +422,53 @@ def main(argv=None):
     try:
         if a.mode == "quality":
             result = torch_train_quality(
-                ids, vocab_size, a.cell, a.hidden, a.layers, a.batch, a.seq_len,
-                0.25 if a.dropout is None else a.dropout, a.lr, a.min_lr_frac, a.clip, a.val_frac,
-                a.time_limit, a.max_steps, a.eval_every, a.threads, a.seed, a.inputs,
-                log=lambda r: print(json.dumps(r), file=sys.stderr, flush=True))
+                ids,
+                vocab_size,
+                a.cell,
+                a.hidden,
+                a.layers,
+                a.batch,
+                a.seq_len,
+                0.25 if a.dropout is None else a.dropout,
+                a.lr,
+                a.min_lr_frac,
+                a.clip,
+                a.val_frac,
+                a.time_limit,
+                a.max_steps,
+                a.eval_every,
+                a.threads,
+                a.seed,
+                a.inputs,
+                log=lambda r: print(json.dumps(r), file=sys.stderr, flush=True),
+            )
             print(json.dumps(dict(result, env=env)))
             return 0
         runs = []
         for _ in range(a.repeats):
             if a.mode == "train":
-                runs.append(torch_train_throughput(
-                    ids, vocab_size, a.cell, a.hidden, a.layers, a.batch, a.seq_len,
-                    a.steps, warmup=a.warmup, threads=a.threads, dropout=a.dropout or 0.0,
-                    inputs=a.inputs))
+                runs.append(
+                    torch_train_throughput(
+                        ids,
+                        vocab_size,
+                        a.cell,
+                        a.hidden,
+                        a.layers,
+                        a.batch,
+                        a.seq_len,
+                        a.steps,
+                        warmup=a.warmup,
+                        threads=a.threads,
+                        dropout=a.dropout or 0.0,
+                        inputs=a.inputs,
+                    )
+                )
             else:
-                runs.append(torch_sample_throughput(
-                    vocab_size, a.cell, a.hidden, a.layers, n_chars=a.sample_chars,
-                    threads=a.threads))
+                runs.append(
+                    torch_sample_throughput(
+                        vocab_size, a.cell, a.hidden, a.layers, n_chars=a.sample_chars, threads=a.threads
+                    )
+                )
     except TorchUnavailable as exc:
         print(str(exc), file=sys.stderr)
         return 3

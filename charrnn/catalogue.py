@@ -31,7 +31,7 @@ TIMEOUT = 30.0  # seconds without a byte before a download gives up
 @dataclass(frozen=True)
 class Corpus:
     name: str
-    file: str          # file name under the destination directory
+    file: str  # file name under the destination directory
     url: str
     bytes: int
     sha256: str
@@ -50,13 +50,17 @@ def load(path: str = "") -> dict[str, Corpus]:
 def lookup(name: str, path: str = "") -> Corpus:
     corpora = load(path)
     if name not in corpora:
-        raise UsageError(f"unknown corpus {name!r}; the catalogue has {', '.join(corpora)} "
-                         f"(see `charrnn corpus list`)")
+        raise UsageError(f"unknown corpus {name!r}; the catalogue has {', '.join(corpora)} (see `charrnn corpus list`)")
     return corpora[name]
 
 
-def fetch(corpus: Corpus, dest_dir: str, mirror: str | None = None, force: bool = False,
-          progress: Callable[[int], None] = lambda n: None) -> tuple[str, str]:
+def fetch(
+    corpus: Corpus,
+    dest_dir: str,
+    mirror: str | None = None,
+    force: bool = False,
+    progress: Callable[[int], None] = lambda n: None,
+) -> tuple[str, str]:
     """Put ``corpus`` into ``dest_dir``, from ``mirror`` (a directory) if given, else
     from its URL. Returns (path, how): how is "present", "mirror" or "download".
     ``progress`` is called with the number of bytes of each block received."""
@@ -65,8 +69,10 @@ def fetch(corpus: Corpus, dest_dir: str, mirror: str | None = None, force: bool 
         if file_sha256(dest) == corpus.sha256:
             return dest, "present"
         if not force:
-            raise DataError(f"{dest} exists but is not the catalogue's {corpus.name} (its sha256 differs); "
-                            f"delete it, or pass --force to replace it")
+            raise DataError(
+                f"{dest} exists but is not the catalogue's {corpus.name} (its sha256 differs); "
+                f"delete it, or pass --force to replace it"
+            )
     try:
         os.makedirs(dest_dir, exist_ok=True)
     except OSError as exc:
@@ -91,8 +97,10 @@ def fetch(corpus: Corpus, dest_dir: str, mirror: str | None = None, force: bool 
 
 
 def _download_error(corpus: Corpus, reason: str) -> DataError:
-    return DataError(f"cannot download {corpus.name} from {corpus.url}: {reason}; without internet, "
-                     f"copy it from a local directory with --mirror DIR (or {MIRROR_ENV}=DIR)")
+    return DataError(
+        f"cannot download {corpus.name} from {corpus.url}: {reason}; without internet, "
+        f"copy it from a local directory with --mirror DIR (or {MIRROR_ENV}=DIR)"
+    )
 
 
 def _mirror_file(corpus: Corpus, mirror: str) -> str:
@@ -127,8 +135,10 @@ def _install(stream, corpus: Corpus, dest: str, origin: str, progress) -> None:
                 progress(len(block))
         if size != corpus.bytes or h.hexdigest() != corpus.sha256:
             got = f"{size:,} bytes" if size != corpus.bytes else f"sha256 {h.hexdigest()}"
-            raise DataError(f"{origin} is not the catalogue's {corpus.name}: got {got}, expected "
-                            f"{corpus.bytes:,} bytes with sha256 {corpus.sha256}; the file was not saved")
+            raise DataError(
+                f"{origin} is not the catalogue's {corpus.name}: got {got}, expected "
+                f"{corpus.bytes:,} bytes with sha256 {corpus.sha256}; the file was not saved"
+            )
         os.chmod(tmp, 0o644)
         os.replace(tmp, dest)
         tmp = None

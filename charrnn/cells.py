@@ -83,7 +83,7 @@ def _lstm_elementwise(a, c_prev, c, h, tmp):
     H = a.shape[0] // 4
     np.tanh(a, out=a)
     _tanh_to_sigmoid_(a[: 3 * H])
-    i, f, o, g = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
+    i, f, o, g = a[:H], a[H : 2 * H], a[2 * H : 3 * H], a[3 * H :]
     np.multiply(f, c_prev, out=c)
     c += np.multiply(i, g, out=tmp)
     np.tanh(c, out=h)
@@ -102,8 +102,8 @@ def _gru_elementwise(a, hW, bhn, h_prev, h, u, tmp):
     rz += hW[: 2 * H]
     np.tanh(rz, out=rz)
     _tanh_to_sigmoid_(rz)
-    r, z, n = a[:H], a[H:2 * H], a[2 * H:]
-    np.add(hW[2 * H:], bhn, out=u)
+    r, z, n = a[:H], a[H : 2 * H], a[2 * H :]
+    np.add(hW[2 * H :], bhn, out=u)
     n += np.multiply(r, u, out=tmp)
     np.tanh(n, out=n)
     np.subtract(h_prev, n, out=h)  # h = n + z * (h_prev - n)
@@ -112,6 +112,7 @@ def _gru_elementwise(a, hW, bhn, h_prev, h, u, tmp):
 
 
 # ----------------------------------------------------------------------------- rnn
+
 
 def rnn_forward(Zx, Wh, extra, state, train=True):
     """Zx (T,H,B). Returns hs (T+1,H,B) with hs[0] = h0, the backward cache, final state."""
@@ -130,8 +131,8 @@ def rnn_forward(Zx, Wh, extra, state, train=True):
 def rnn_backward(dHs, cache, Wh):
     """dHs (T,H,B) is dH; it is overwritten with dZx. Returns (dZx, dR, {})::
 
-        dh_t = dH[t] + Wh da_{t+1}
-        da_t = dh_t * (1 - h_t²)            dZx[t] = dR_t = da_t
+    dh_t = dH[t] + Wh da_{t+1}
+    da_t = dh_t * (1 - h_t²)            dZx[t] = dR_t = da_t
     """
     (hs,) = cache
     T, H, B = dHs.shape
@@ -151,6 +152,7 @@ def rnn_step(a, hW, extra, state, tmp):
 
 
 # ---------------------------------------------------------------------------- lstm
+
 
 def lstm_forward(Zx, Wh, extra, state, train=True):
     """Zx (T,4H,B), σ-gate rows halved (see gate_scale), is overwritten with the gate
@@ -193,9 +195,9 @@ def lstm_backward(dHs, cache, Wh):
     a = np.empty((G, B), dtype=dHs.dtype)
     for t in range(T - 1, -1, -1):
         np.copyto(a, acts[t])
-        i, f, o, g = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
+        i, f, o, g = a[:H], a[H : 2 * H], a[2 * H : 3 * H], a[3 * H :]
         d = dA[t]
-        di, df, do, dg = d[:H], d[H:2 * H], d[2 * H:3 * H], d[3 * H:]
+        di, df, do, dg = d[:H], d[H : 2 * H], d[2 * H : 3 * H], d[3 * H :]
         dh = dHs[t]
         dh += dh_next
         np.tanh(cs[t + 1], out=tc)
@@ -230,6 +232,7 @@ def lstm_step(a, hW, extra, state, tmp):
 
 # ----------------------------------------------------------------------------- gru
 
+
 def gru_forward(Zx, Wh, extra, state, train=True):
     """Zx (T,3H,B), σ-gate rows halved (see gate_scale), is overwritten: [r, z]
     activations in the first 2H rows, n in the last H."""
@@ -252,12 +255,12 @@ def gru_forward(Zx, Wh, extra, state, train=True):
 def gru_backward(dHs, cache, Wh):
     """Returns (dZx, dR, {"bhn": dbhn}); dR (T,3H,B) differs from dZx in its n rows::
 
-        dh_t  = dH[t] + Wh dR_{t+1} + dh_{t+1} * z_{t+1}
-        da_n  = dh_t * (1 - z) * (1 - n²)
-        du    = da_n * r                               dbhn = Σ_t du (summed over streams)
-        da_r  = da_n * u_t * r (1 - r)
-        da_z  = dh_t * (h_{t-1} - n) * z (1 - z)
-        dZx[t] = [da_r, da_z, da_n],   dR_t = [da_r, da_z, du]
+    dh_t  = dH[t] + Wh dR_{t+1} + dh_{t+1} * z_{t+1}
+    da_n  = dh_t * (1 - z) * (1 - n²)
+    du    = da_n * r                               dbhn = Σ_t du (summed over streams)
+    da_r  = da_n * u_t * r (1 - r)
+    da_z  = dh_t * (h_{t-1} - n) * z (1 - z)
+    dZx[t] = [da_r, da_z, da_n],   dR_t = [da_r, da_z, du]
     """
     hs, us, acts = cache
     T, H, B = dHs.shape
@@ -267,24 +270,24 @@ def gru_backward(dHs, cache, Wh):
     dh_next = np.zeros((H, B), dtype=dHs.dtype)
     for t in range(T - 1, -1, -1):
         a = acts[t]
-        r, z, n = a[:H], a[H:2 * H], a[2 * H:]
+        r, z, n = a[:H], a[H : 2 * H], a[2 * H :]
         dh = dHs[t]
         dh += dh_next
-        dan = dZx[t, 2 * H:]
+        dan = dZx[t, 2 * H :]
         np.multiply(dh, 1.0 - z, out=dan)  # backprop through h = (1-z) n + z h_prev
         dan *= 1.0 - n * n  # backprop through n = tanh(...)
-        np.multiply(dan, r, out=dR[t, 2 * H:])  # through r * u
+        np.multiply(dan, r, out=dR[t, 2 * H :])  # through r * u
         dar = dZx[t, :H]
         np.multiply(dan, us[t], out=dar)
         dar *= r * (1.0 - r)  # backprop through σ
-        daz = dZx[t, H:2 * H]
+        daz = dZx[t, H : 2 * H]
         np.subtract(hs[t], n, out=daz)
         daz *= dh
         daz *= z * (1.0 - z)
         dR[t, : 2 * H] = dZx[t, : 2 * H]
         np.matmul(Wh, dR[t], out=dh_next)  # (H,3H)@(3H,B)
         dh_next += dh * z
-    return dZx, dR, {"bhn": dR[:, 2 * H:].sum(axis=(0, 2))}
+    return dZx, dR, {"bhn": dR[:, 2 * H :].sum(axis=(0, 2))}
 
 
 def gru_step(a, hW, extra, state, tmp):
@@ -292,31 +295,65 @@ def gru_step(a, hW, extra, state, tmp):
     ``extra["bhn"]`` is (H,1) here."""
     H = a.shape[0] // 3
     h = state[0]
-    _gru_elementwise(a, hW, extra["bhn"], h, h, hW[2 * H:], tmp)
+    _gru_elementwise(a, hW, extra["bhn"], h, h, hW[2 * H :], tmp)
 
 
 # --------------------------------------------------------------------- the table
+
 
 @dataclass(frozen=True)
 class CellSpec:
     """Everything the rest of charrnn needs to know about a cell, in one place."""
 
     name: str
-    gates: int                 # G = gates * H, the width of the fused pre-activations
-    sigmoid_gates: int         # the first sigmoid_gates * H rows are σ gates (halved; see gate_scale)
-    state: tuple[str, ...]     # what each layer carries from step to step; h first
-    extra: tuple[str, ...]     # per-layer (H,) parameters besides Wx, Wh and b
-    adds_recurrent: bool       # the gates see Zx[t] + Wh^T h_{t-1}; the GRU's n gate sees r * (Wh_n^T h)
+    gates: int  # G = gates * H, the width of the fused pre-activations
+    sigmoid_gates: int  # the first sigmoid_gates * H rows are σ gates (halved; see gate_scale)
+    state: tuple[str, ...]  # what each layer carries from step to step; h first
+    extra: tuple[str, ...]  # per-layer (H,) parameters besides Wx, Wh and b
+    adds_recurrent: bool  # the gates see Zx[t] + Wh^T h_{t-1}; the GRU's n gate sees r * (Wh_n^T h)
     bias_one_gates: tuple[int, ...]  # gate blocks whose bias starts at 1 (the LSTM's forget gate)
-    forward: Callable          # (Zx, Wh, extra, state, train) -> (hs, cache, final state)
-    backward: Callable         # (dH, cache, Wh) -> (dZx, dR, {extra name: gradient})
-    step: Callable             # generation, in place: (a, hW, extra, state, tmp)
+    forward: Callable  # (Zx, Wh, extra, state, train) -> (hs, cache, final state)
+    backward: Callable  # (dH, cache, Wh) -> (dZx, dR, {extra name: gradient})
+    step: Callable  # generation, in place: (a, hW, extra, state, tmp)
 
 
 SPECS: dict[str, CellSpec] = {
-    "rnn": CellSpec("rnn", 1, 0, ("h",), (), True, (), rnn_forward, rnn_backward, rnn_step),
-    "lstm": CellSpec("lstm", 4, 3, ("h", "c"), (), True, (1,), lstm_forward, lstm_backward, lstm_step),
-    "gru": CellSpec("gru", 3, 2, ("h",), ("bhn",), False, (), gru_forward, gru_backward, gru_step),
+    "rnn": CellSpec(
+        name="rnn",
+        gates=1,
+        sigmoid_gates=0,
+        state=("h",),
+        extra=(),
+        adds_recurrent=True,
+        bias_one_gates=(),
+        forward=rnn_forward,
+        backward=rnn_backward,
+        step=rnn_step,
+    ),
+    "lstm": CellSpec(
+        name="lstm",
+        gates=4,
+        sigmoid_gates=3,
+        state=("h", "c"),
+        extra=(),
+        adds_recurrent=True,
+        bias_one_gates=(1,),
+        forward=lstm_forward,
+        backward=lstm_backward,
+        step=lstm_step,
+    ),
+    "gru": CellSpec(
+        name="gru",
+        gates=3,
+        sigmoid_gates=2,
+        state=("h",),
+        extra=("bhn",),
+        adds_recurrent=False,
+        bias_one_gates=(),
+        forward=gru_forward,
+        backward=gru_backward,
+        step=gru_step,
+    ),
 }
 
 

@@ -32,17 +32,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from charrnn import model
-from charrnn import optim
+from charrnn import model, optim
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Vocab
 from charrnn.errors import CharRNNError, CheckpointError
 
 FORMAT = "charrnn-checkpoint"
 FORMAT_VERSION = 1
-MAX_META_BYTES = 1 << 20      # the JSON is a few KB; anything near this is not ours
-MAX_NPY_HEADER = 4096         # numpy writes 128-byte headers for our arrays
-MAX_MEMBERS = 4096            # a 64-layer GRU with Adam has ~800 arrays
+MAX_META_BYTES = 1 << 20  # the JSON is a few KB; anything near this is not ours
+MAX_NPY_HEADER = 4096  # numpy writes 128-byte headers for our arrays
+MAX_MEMBERS = 4096  # a 64-layer GRU with Adam has ~800 arrays
 ALLOWED_DTYPES = ("<f4", "<f8")
 LATEST, BEST = "latest.npz", "best.npz"
 STEP_FILE = re.compile(r"step-(\d{8,})\.npz")  # --keep-last copies: step-00001500.npz
@@ -60,8 +59,8 @@ class Checkpoint:
     opt_state: dict[str, np.ndarray] = field(default_factory=dict)
     hidden: dict[str, np.ndarray] = field(default_factory=dict)  # carried hidden state, (B,H) each
     progress: dict = field(default_factory=dict)  # step, epoch, chunk, smoothed_loss, ...
-    rng_state: dict | None = None                 # np.random.Generator bit_generator.state
-    corpus: dict = field(default_factory=dict)    # path, chars, sha256 of the training text
+    rng_state: dict | None = None  # np.random.Generator bit_generator.state
+    corpus: dict = field(default_factory=dict)  # path, chars, sha256 of the training text
 
     def meta(self) -> dict:
         return {
@@ -82,6 +81,7 @@ def _state_batch(hidden: dict[str, np.ndarray]) -> int:
 
 
 # -------------------------------------------------------------------------- saving
+
 
 def save(ckpt: Checkpoint, path: str) -> None:
     """Write ``ckpt`` to ``path`` atomically: a temp file in the same directory, fsync,
@@ -190,7 +190,6 @@ def sweep_stale_temps(directory: str) -> list[str]:
 
 
 def check_writable(directory: str) -> None:
-
     """Create ``directory`` if needed and prove a file can be written there, before any
     training time is spent."""
     try:
@@ -201,10 +200,12 @@ def check_writable(directory: str) -> None:
     except OSError as exc:
         raise CheckpointError(
             f"checkpoint directory {directory} is not writable: {exc.strerror or exc}; "
-            f"choose another with --checkpoint-dir") from None
+            f"choose another with --checkpoint-dir"
+        ) from None
 
 
 # ------------------------------------------------------------------------- loading
+
 
 def resolve(path: str) -> str:
     """A checkpoint file, or a directory, in which case its best.npz (else latest.npz)
@@ -221,9 +222,22 @@ def resolve(path: str) -> str:
 
 
 # What zipfile, numpy's header parser (tokenize, ast) and json raise on damaged input.
-_CORRUPT = (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, KeyError,
-            TypeError, OverflowError, RuntimeError, NotImplementedError, SyntaxError,
-            RecursionError, MemoryError, tokenize.TokenError)
+_CORRUPT = (
+    OSError,
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    EOFError,
+    ValueError,
+    KeyError,
+    TypeError,
+    OverflowError,
+    RuntimeError,
+    NotImplementedError,
+    SyntaxError,
+    RecursionError,
+    MemoryError,
+    tokenize.TokenError,
+)
 
 
 def load(path: str) -> Checkpoint:
@@ -236,8 +250,9 @@ def load(path: str) -> Checkpoint:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
         raise CheckpointError(f"checkpoint {path} is corrupt or unreadable ({_clip(reason)})") from None
     except Exception as exc:  # noqa: BLE001 - untrusted input: a surprise must still be one clear line
-        raise CheckpointError(f"checkpoint {path} is corrupt or unreadable "
-                              f"(unexpected {type(exc).__name__}: {_clip(str(exc))})") from None
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or unreadable (unexpected {type(exc).__name__}: {_clip(str(exc))})"
+        ) from None
 
 
 def _clip(reason: str, limit: int = 200) -> str:
@@ -266,7 +281,8 @@ def _load(path: str) -> Checkpoint:
         vocab.chars.encode("utf-8")  # refuses lone surrogates, which could not be printed
         if vocab.size != model_cfg.vocab_size:
             raise CheckpointError(
-                f"vocabulary has {vocab.size} characters but model.vocab_size is {model_cfg.vocab_size}")
+                f"vocabulary has {vocab.size} characters but model.vocab_size is {model_cfg.vocab_size}"
+            )
         expected = _expected_members(meta, model_cfg, train_cfg, len(infos))
 
         present = set(infos) - {"meta.npy"}
@@ -287,10 +303,16 @@ def _load(path: str) -> Checkpoint:
         if not np.all(np.isfinite(p)):
             raise CheckpointError(f"parameter {name} holds NaN or infinite values")
     return Checkpoint(
-        model_cfg=model_cfg, train_cfg=train_cfg, vocab=vocab, params=params,
+        model_cfg=model_cfg,
+        train_cfg=train_cfg,
+        vocab=vocab,
+        params=params,
         opt_state={k[4:]: v for k, v in arrays.items() if k.startswith("opt/")},
         hidden={k[6:]: v for k, v in arrays.items() if k.startswith("state/")},
-        progress=meta["progress"], rng_state=meta["rng_state"], corpus=meta["corpus"])
+        progress=meta["progress"],
+        rng_state=meta["rng_state"],
+        corpus=meta["corpus"],
+    )
 
 
 def _check_directory(zf: zipfile.ZipFile, file_size: int) -> None:
@@ -304,14 +326,15 @@ def _check_directory(zf: zipfile.ZipFile, file_size: int) -> None:
     for info in infos:
         name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
         if info.compress_type != zipfile.ZIP_STORED:
-            raise CheckpointError(f"array {name} is compressed; charrnn checkpoints are stored "
-                                  f"uncompressed, so that sizes can be checked before reading")
+            raise CheckpointError(
+                f"array {name} is compressed; charrnn checkpoints are stored "
+                f"uncompressed, so that sizes can be checked before reading"
+            )
         if info.file_size != info.compress_size:
             raise CheckpointError(f"array {name} declares {info.file_size} bytes but stores {info.compress_size}")
     declared = sum(i.compress_size for i in infos)
     if declared > file_size:
         raise CheckpointError(f"its arrays declare {declared:,} bytes but the file holds only {file_size:,}")
-
 
 
 # Progress counters a resumed run reads back: name -> may it be None?
@@ -331,8 +354,12 @@ def _check_progress(progress: dict) -> None:
             v = progress[key]
             if v is None and nullable:
                 continue
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) \
-                    or (key == "elapsed" and v < 0):
+            if (
+                not isinstance(v, (int, float))
+                or isinstance(v, bool)
+                or not math.isfinite(v)
+                or (key == "elapsed" and v < 0)
+            ):
                 raise CheckpointError(f"progress field {key!r} is {v!r}, not a finite number")
 
 
@@ -354,9 +381,16 @@ def _parse_meta(raw: bytes) -> dict:
     if version != FORMAT_VERSION:
         raise CheckpointError(
             f"format_version {version!r} is not supported by this charrnn (it reads version "
-            f"{FORMAT_VERSION}); upgrade charrnn or retrain")
-    for key, kind in (("model", dict), ("train", dict), ("vocab", str), ("progress", dict),
-                      ("corpus", dict), ("state_batch", int)):
+            f"{FORMAT_VERSION}); upgrade charrnn or retrain"
+        )
+    for key, kind in (
+        ("model", dict),
+        ("train", dict),
+        ("vocab", str),
+        ("progress", dict),
+        ("corpus", dict),
+        ("state_batch", int),
+    ):
         if not isinstance(meta.get(key), kind):
             raise CheckpointError(f"metadata field {key!r} is missing or malformed")
     if meta.get("rng_state") is not None and not isinstance(meta["rng_state"], dict):
@@ -369,8 +403,9 @@ def _parse_meta(raw: bytes) -> dict:
 def _expected_members(meta, model_cfg: ModelConfig, train_cfg: TrainConfig, n_members: int) -> dict[str, tuple]:
     """Every array the configuration implies, with its exact shape."""
     if 3 * model_cfg.n_layers > n_members:  # each layer has at least Wx, Wh and b; and a huge
-        raise CheckpointError(                # n_layers would take forever to enumerate
-            f"model.n_layers {model_cfg.n_layers} implies more arrays than the {n_members} in the file")
+        raise CheckpointError(  # n_layers would take forever to enumerate
+            f"model.n_layers {model_cfg.n_layers} implies more arrays than the {n_members} in the file"
+        )
 
     shapes = model.param_shapes(model_cfg)
     expected = {f"param/{k}.npy": s for k, s in shapes.items()}
@@ -405,7 +440,8 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dtype, shape) -> np
                 raise CheckpointError(f"array {name} has dtype {hdtype}, expected float32 or float64")
             if tuple(hshape) != tuple(shape):
                 raise CheckpointError(
-                    f"array {name} has shape {tuple(hshape)} but the configuration implies {tuple(shape)}")
+                    f"array {name} has shape {tuple(hshape)} but the configuration implies {tuple(shape)}"
+                )
         nbytes = math.prod(hshape) * hdtype.itemsize  # Python ints: no overflow to a small number
         if f.tell() + nbytes != info.file_size:
             raise CheckpointError(f"array {name} declares {nbytes} bytes of data that the archive does not hold")

@@ -21,17 +21,40 @@ OPTIMIZERS = ("adam", "adagrad", "rmsprop", "sgd")
 SCHEDULES = ("cosine", "constant")
 
 
-def setting(default, help: str, *, flag: str | None = None, low=None, high=None, low_open=False,
-            high_open=False, choices=None, duration=False, resumable=False, cli=True):
+def setting(
+    default,
+    help: str,
+    *,
+    flag: str | None = None,
+    low=None,
+    high=None,
+    low_open=False,
+    high_open=False,
+    choices=None,
+    duration=False,
+    resumable=False,
+    cli=True,
+):
     """A config field with what the validator and the CLI need to know about it.
 
     low/high bound the value ([low, high], either end open with low_open/high_open);
     choices lists the allowed strings; duration marks seconds written as 90s or 10m;
     resumable fields may change when a run is resumed (when to stop and report)."""
-    return field(default=default, metadata={
-        "help": help, "flag": flag, "low": low, "high": high, "low_open": low_open,
-        "high_open": high_open, "choices": choices, "duration": duration,
-        "resumable": resumable, "cli": cli})
+    return field(
+        default=default,
+        metadata={
+            "help": help,
+            "flag": flag,
+            "low": low,
+            "high": high,
+            "low_open": low_open,
+            "high_open": high_open,
+            "choices": choices,
+            "duration": duration,
+            "resumable": resumable,
+            "cli": cli,
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -40,8 +63,7 @@ class ModelConfig:
     vocab_size: int = setting(0, "Distinct characters of the training text (V).", low=1, cli=False)
     hidden_size: int = setting(384, "Hidden units per layer (H).", low=1)
     n_layers: int = setting(2, "Stacked recurrent layers.", flag="--layers", low=1)
-    dropout: float = setting(0.3, "Dropout on each layer's output while training.", low=0, high=1,
-                             high_open=True)
+    dropout: float = setting(0.3, "Dropout on each layer's output while training.", low=0, high=1, high_open=True)
 
     def __post_init__(self):
         validate(self)
@@ -70,17 +92,21 @@ class TrainConfig:
     batch_size: int = setting(64, "Parallel streams through the text (B).", low=1)
     optimizer: str = setting("adam", "Optimizer.", choices=OPTIMIZERS)
     lr: float = setting(3e-3, "Peak learning rate.", low=0, low_open=True)
-    lr_schedule: str = setting("cosine", "cosine decays to lr * --min-lr-frac by the end of the run.",
-                               choices=SCHEDULES)
+    lr_schedule: str = setting(
+        "cosine", "cosine decays to lr * --min-lr-frac by the end of the run.", choices=SCHEDULES
+    )
     min_lr_frac: float = setting(0.05, "Final learning rate as a fraction of --lr (cosine only).", low=0, high=1)
     clip: float = setting(5.0, "Clip gradients to this global norm; 0 turns clipping off.", low=0)
-    val_frac: float = setting(0.1, "Last fraction of the text held out for validation.", low=0, high=1,
-                              low_open=True, high_open=True)
+    val_frac: float = setting(
+        0.1, "Last fraction of the text held out for validation.", low=0, high=1, low_open=True, high_open=True
+    )
     max_steps: int = setting(0, "Stop after this many steps; 0 means no step limit.", low=0, resumable=True)
-    time_limit: float = setting(600.0, "Stop after this much training time (90s, 10m, 1h); 0 means none.",
-                                low=0, duration=True, resumable=True)
-    eval_every: int = setting(500, "Validate and checkpoint every this many steps (and at the end).", low=1,
-                              resumable=True)
+    time_limit: float = setting(
+        600.0, "Stop after this much training time (90s, 10m, 1h); 0 means none.", low=0, duration=True, resumable=True
+    )
+    eval_every: int = setting(
+        500, "Validate and checkpoint every this many steps (and at the end).", low=1, resumable=True
+    )
     rng_seed: int = setting(1234, "Seed for initialisation and dropout.", low=0)
 
     def __post_init__(self):
@@ -114,8 +140,9 @@ def validate(cfg) -> None:
         value, m = getattr(cfg, f.name), f.metadata
         if m["choices"] is not None:
             if value not in m["choices"]:
-                raise ConfigError(f"unknown {f.name.replace('_', ' ')} {value!r}; choose one of "
-                                  f"{', '.join(m['choices'])}")
+                raise ConfigError(
+                    f"unknown {f.name.replace('_', ' ')} {value!r}; choose one of {', '.join(m['choices'])}"
+                )
             continue
         is_int = f.type == "int"
         if is_int:

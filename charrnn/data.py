@@ -82,12 +82,17 @@ def iter_text(path: str, encoding: str = "utf-8"):
                 return
 
 
-def _decode_error(path: str, encoding: str, exc: UnicodeDecodeError, where: int, raw: bytes,
-                  at_start: bool) -> DataError:
+def _decode_error(
+    path: str, encoding: str, exc: UnicodeDecodeError, where: int, raw: bytes, at_start: bool
+) -> DataError:
     """Say where decoding failed and what to do: another --encoding fixes text, not binaries."""
     byte = f"byte 0x{exc.object[exc.start]:02x} at offset {where}"
-    boms = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
-            (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+    boms = (
+        (codecs.BOM_UTF32_LE, "utf-32"),
+        (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    )
     bom = next((name for mark, name in boms if at_start and raw.startswith(mark)), None)
     if bom:
         hint = f"the file starts with a {bom.upper()} byte-order mark: pass --encoding {bom}"
@@ -98,10 +103,8 @@ def _decode_error(path: str, encoding: str, exc: UnicodeDecodeError, where: int,
     return DataError(f"{path} is not valid {encoding}: {byte} cannot be decoded; {hint}")
 
 
-
 @dataclass(frozen=True)
 class Vocab:
-
     """The sorted distinct characters of the training text; id i is ``chars[i]``."""
 
     chars: str
@@ -161,7 +164,6 @@ def format_chars(chars, limit: int | None = None) -> str:
     return shown if limit is None or len(chars) <= limit else f"{shown} and {len(chars) - limit} more"
 
 
-
 def load_corpus(path: str, encoding: str = "utf-8", vocab: Vocab | None = None):
     """Read and encode a text file in two streamed passes.
 
@@ -185,7 +187,7 @@ def load_corpus(path: str, encoding: str = "utf-8", vocab: Vocab | None = None):
     ids = np.empty(n, dtype=vocab.dtype)
     pos = 0
     for piece in iter_text(path, encoding):
-        ids[pos:pos + len(piece)] = vocab.lookup(piece)
+        ids[pos : pos + len(piece)] = vocab.lookup(piece)
         pos += len(piece)
     if pos != n:  # the file changed between the passes
         raise DataError(f"{path} changed while it was being read")
@@ -217,9 +219,11 @@ def require_streams(n_chars: int, batch_size: int, seq_len: int, what: str) -> N
     """Refuse a text too short for one chunk per stream: B streams of seq_len + 1."""
     need = batch_size * (seq_len + 1)
     if n_chars < need:
-        raise DataError(f"{what}, but --batch-size {batch_size} and --seq-len {seq_len} need at least "
-                        f"{need:,} (batch_size x (seq_len + 1)); lower --batch-size or --seq-len, "
-                        f"or use a longer text")
+        raise DataError(
+            f"{what}, but --batch-size {batch_size} and --seq-len {seq_len} need at least "
+            f"{need:,} (batch_size x (seq_len + 1)); lower --batch-size or --seq-len, "
+            f"or use a longer text"
+        )
 
 
 class Streams:
@@ -241,8 +245,8 @@ class Streams:
     def chunk(self, k: int):
         """Inputs and targets (B,T) of chunk k of an epoch."""
         T = self.seq_len
-        x = self.data[:, k * T:(k + 1) * T]
-        y = self.data[:, k * T + 1:(k + 1) * T + 1]
+        x = self.data[:, k * T : (k + 1) * T]
+        y = self.data[:, k * T + 1 : (k + 1) * T + 1]
         return x, y
 
 

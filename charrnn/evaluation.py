@@ -25,21 +25,21 @@ import numpy as np
 from charrnn import data, metrics, model
 from charrnn.errors import DataError
 
-EVAL_STREAMS = 64     # streams used to score a text
-EVAL_CHUNK = 64       # steps per forward call while scoring: memory is EVAL_STREAMS x this
-EVAL_WARMUP = 128     # characters each scoring stream reads before it is scored
-BLOCK_CHARS = 1 << 20            # characters scored per evaluate call
+EVAL_STREAMS = 64  # streams used to score a text
+EVAL_CHUNK = 64  # steps per forward call while scoring: memory is EVAL_STREAMS x this
+EVAL_WARMUP = 128  # characters each scoring stream reads before it is scored
+BLOCK_CHARS = 1 << 20  # characters scored per evaluate call
 CONTEXT_CHARS = EVAL_WARMUP + 1  # all the scoring streams can use of the text before a block
 
 
 @dataclass
 class Score:
     path: str
-    chars: int                   # characters in the file (after the text policy of data.py)
-    scored: int                  # characters predicted and counted in the loss
+    chars: int  # characters in the file (after the text policy of data.py)
+    scored: int  # characters predicted and counted in the loss
     unknown: dict = field(default_factory=dict)  # out-of-vocabulary character -> count
-    loss: float | None = None    # mean nats per scored character
-    held_out: bool = False       # only the last val_frac of the file was scored
+    loss: float | None = None  # mean nats per scored character
+    held_out: bool = False  # only the last val_frac of the file was scored
 
     @property
     def bpc(self) -> float | None:
@@ -54,17 +54,24 @@ class Score:
         return sum(self.unknown.values())
 
     def to_dict(self) -> dict:
-        return {"file": self.path, "chars": self.chars, "scored": self.scored,
-                "held_out": self.held_out, "loss_nats": self.loss, "bpc": self.bpc,
-                "perplexity": self.perplexity, "unknown_chars": self.n_unknown,
-                "unknown": self.unknown}
+        return {
+            "file": self.path,
+            "chars": self.chars,
+            "scored": self.scored,
+            "held_out": self.held_out,
+            "loss_nats": self.loss,
+            "bpc": self.bpc,
+            "perplexity": self.perplexity,
+            "unknown_chars": self.n_unknown,
+            "unknown": self.unknown,
+        }
 
 
 def with_context(ids: np.ndarray, start: int) -> tuple[np.ndarray, int]:
     """The text to score from index ``start`` on, preceded by what the scoring streams
     can use of the text before it as context: (ids, how many of them are context)."""
     n_context = min(start, CONTEXT_CHARS)
-    return ids[start - n_context:], n_context
+    return ids[start - n_context :], n_context
 
 
 def evaluate(params, cfg, ids: np.ndarray, n_context: int = 1) -> tuple[float, int]:
@@ -85,13 +92,12 @@ def count_chars(path: str, encoding: str = "utf-8") -> int:
     return sum(len(piece) for piece in data.iter_text(path, encoding))
 
 
-def score_file(params, cfg, vocab: data.Vocab, path: str, encoding: str = "utf-8",
-               start: int = 0) -> Score:
+def score_file(params, cfg, vocab: data.Vocab, path: str, encoding: str = "utf-8", start: int = 0) -> Score:
     """Score every character of ``path`` from index ``start`` on; the characters before
     ``start`` are read only as context. See the module docstring for unknown characters."""
     unknown: Counter = Counter()
-    context = np.empty(0, dtype=vocab.dtype)   # ids just before the pending block
-    pending: list[np.ndarray] = []             # in-vocabulary ids waiting to be scored
+    context = np.empty(0, dtype=vocab.dtype)  # ids just before the pending block
+    pending: list[np.ndarray] = []  # in-vocabulary ids waiting to be scored
     n_pending = 0
     total, scored, pos = 0.0, 0, 0
 
@@ -122,15 +128,20 @@ def score_file(params, cfg, vocab: data.Vocab, path: str, encoding: str = "utf-8
         if n_pending >= BLOCK_CHARS:
             block = np.concatenate(pending)
             for s in range(0, len(block) - BLOCK_CHARS + 1, BLOCK_CHARS):
-                flush(block[s:s + BLOCK_CHARS])
-            rest = block[len(block) - len(block) % BLOCK_CHARS:]
+                flush(block[s : s + BLOCK_CHARS])
+            rest = block[len(block) - len(block) % BLOCK_CHARS :]
             pending, n_pending = [rest], len(rest)
     if pos == 0:
         raise DataError(f"{path} is empty")
     if n_pending:
         flush(np.concatenate(pending))
-    return Score(path=path, chars=pos, scored=scored, loss=total / scored if scored else None,
-                 unknown=dict(unknown.most_common()))
+    return Score(
+        path=path,
+        chars=pos,
+        scored=scored,
+        loss=total / scored if scored else None,
+        unknown=dict(unknown.most_common()),
+    )
 
 
 def score(ckpt, path: str, encoding: str = "utf-8", held_out: bool = False) -> Score:
@@ -148,6 +159,8 @@ def training_corpus(ckpt, checkpoint_path: str) -> tuple[str, str, bool]:
     corpus = ckpt.corpus or {}
     path = corpus.get("path")
     if not path or not os.path.isfile(path):
-        raise DataError(f"{checkpoint_path} was trained on {path or 'an unrecorded file'}, which is not "
-                        f"there any more; pass the text to evaluate as FILE")
+        raise DataError(
+            f"{checkpoint_path} was trained on {path or 'an unrecorded file'}, which is not "
+            f"there any more; pass the text to evaluate as FILE"
+        )
     return path, corpus.get("encoding") or "utf-8", corpus.get("sha256") in (None, data.file_sha256(path))

@@ -26,10 +26,10 @@ MAX_NAME = 60
 
 @dataclass(frozen=True)
 class Job:
-    label: str              # how logs and the summary name the run
-    path: str               # the text to train on (for --concat: the joined file)
-    directory: str          # the run's checkpoint directory
-    sources: tuple = ()     # with --concat: the files joined into ``path``
+    label: str  # how logs and the summary name the run
+    path: str  # the text to train on (for --concat: the joined file)
+    directory: str  # the run's checkpoint directory
+    sources: tuple = ()  # with --concat: the files joined into ``path``
 
 
 def corpus_name(path: str) -> str:
@@ -51,8 +51,10 @@ def plan(files, checkpoint_dir: str | None, concat: bool = False) -> list[Job]:
     for path in files:
         directory = os.path.join(checkpoint_dir or "checkpoints", corpus_name(path))
         if directory in seen:
-            raise UsageError(f"{seen[directory]} and {path} would both train into {directory}; "
-                             f"rename one, or train them in separate commands with --checkpoint-dir")
+            raise UsageError(
+                f"{seen[directory]} and {path} would both train into {directory}; "
+                f"rename one, or train them in separate commands with --checkpoint-dir"
+            )
         seen[directory] = path
         jobs.append(Job(path, path, directory))
     return jobs
@@ -89,8 +91,8 @@ class Request:
 
     model: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
-    encoding: str | None = None   # None: utf-8 for a new run, the checkpoint's for --resume
-    resume: str | None = None     # None: a new run; "": the run directory's latest.npz; else a path
+    encoding: str | None = None  # None: utf-8 for a new run, the checkpoint's for --resume
+    resume: str | None = None  # None: a new run; "": the run directory's latest.npz; else a path
     overwrite: bool = False
     force: bool = False
     keep_last: int = 0
@@ -107,20 +109,22 @@ def start(job: Job, request: Request, report: Callable[[str], None]) -> tuple[tr
         source = resume.source(request.resume or job.directory)
         ckpt = checkpoint.load(source)
         state = training.state_from_checkpoint(ckpt)  # before reading the text: a model-only file fails fast
-        run = training.prepare(job.path, ckpt.model_cfg.to_dict(), ckpt.train_cfg, job.directory,
-                               resume.encoding(ckpt, encoding))
+        run = training.prepare(
+            job.path, ckpt.model_cfg.to_dict(), ckpt.train_cfg, job.directory, resume.encoding(ckpt, encoding)
+        )
         resume.check_vocab(ckpt, run.vocab)
         run.train_cfg = resume.train_config(ckpt, request.model, request.train)
         if ckpt.corpus.get("sha256") not in (None, run.corpus["sha256"]):
-            run.notes.append(f"note: {job.path} differs from the text this checkpoint was trained on "
-                             f"({ckpt.corpus.get('name', '?')}); it has the same characters, so training goes on")
+            run.notes.append(
+                f"note: {job.path} differs from the text this checkpoint was trained on "
+                f"({ckpt.corpus.get('name', '?')}); it has the same characters, so training goes on"
+            )
         report(f"resuming from {source} at step {state.step}")
     else:
         if not request.overwrite:
             resume.check_fresh(job.directory)
         model_cfg = {**ModelConfig(vocab_size=1).to_dict(), **request.model}
-        run = training.prepare(job.path, model_cfg, TrainConfig(**request.train), job.directory,
-                               encoding or "utf-8")
+        run = training.prepare(job.path, model_cfg, TrainConfig(**request.train), job.directory, encoding or "utf-8")
         state = training.new_state(run)
         run.fresh = True
     if job.sources:
@@ -128,8 +132,9 @@ def start(job: Job, request: Request, report: Callable[[str], None]) -> tuple[tr
     return run, state
 
 
-def run_job(job: Job, request: Request, report: Callable[[str], None], warn: Callable[[str], None],
-            progress_bar: bool = False) -> dict:
+def run_job(
+    job: Job, request: Request, report: Callable[[str], None], warn: Callable[[str], None], progress_bar: bool = False
+) -> dict:
     """Train ``job`` while holding its directory's lock; returns training.train's summary."""
     with RunLock(job.directory, request.force, warn=warn) as lock:
         if lock.exclusive:  # what a killed run left half-written
@@ -137,20 +142,29 @@ def run_job(job: Job, request: Request, report: Callable[[str], None], warn: Cal
                 report(f"removed {name}, left by an interrupted save")
         run, state = start(job, request, report)
         cfg = run.model_cfg
-        report(f"training {cfg.cell} {cfg.n_layers}x{cfg.hidden_size} on {job.label}: "
-               f"{len(run.train_ids):,} train / {len(run.val_ids) - run.n_context:,} validation chars, "
-               f"vocabulary {run.vocab.size}; checkpoints in {job.directory}")
+        report(
+            f"training {cfg.cell} {cfg.n_layers}x{cfg.hidden_size} on {job.label}: "
+            f"{len(run.train_ids):,} train / {len(run.val_ids) - run.n_context:,} validation chars, "
+            f"vocabulary {run.vocab.size}; checkpoints in {job.directory}"
+        )
         return training.train(run, state, report=report, progress_bar=progress_bar, keep_last=request.keep_last)
 
 
-def train_all(planned: list[Job], request: Request, report: Callable[[str], None],
-              warn: Callable[[str], None], progress_bar: bool = False) -> Iterator[tuple[Job, dict]]:
+def train_all(
+    planned: list[Job],
+    request: Request,
+    report: Callable[[str], None],
+    warn: Callable[[str], None],
+    progress_bar: bool = False,
+) -> Iterator[tuple[Job, dict]]:
     """Train each job in turn, yielding (job, result) as each ends. With several jobs, a
     failing one is reported (``warn``) and yields {"status": "failed", "error": ...}; an
     interruption yields {"status": "interrupted"} and then raises."""
     if request.resume and len(planned) > 1:
-        raise UsageError("--resume PATH names one checkpoint; with several corpora, use --resume "
-                         "alone and each continues from its own directory")
+        raise UsageError(
+            "--resume PATH names one checkpoint; with several corpora, use --resume "
+            "alone and each continues from its own directory"
+        )
     for job in planned:
         try:
             result = {**run_job(job, request, report, warn, progress_bar), "status": "ok"}

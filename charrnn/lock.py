@@ -42,8 +42,10 @@ class RunLock:
             os.makedirs(self.directory, exist_ok=True)
             self._file = open(self.path, "a+", encoding="utf-8")
         except OSError as exc:
-            raise CheckpointError(f"checkpoint directory {self.directory} is not writable: "
-                                  f"{exc.strerror or exc}; choose another with --checkpoint-dir") from None
+            raise CheckpointError(
+                f"checkpoint directory {self.directory} is not writable: "
+                f"{exc.strerror or exc}; choose another with --checkpoint-dir"
+            ) from None
         if fcntl is None:
             return self
         try:
@@ -55,9 +57,12 @@ class RunLock:
                 raise CheckpointError(
                     f"checkpoint directory {self.directory} is in use by another charrnn run "
                     f"(pid {holder}); use --force to train there anyway, or choose another "
-                    f"--checkpoint-dir") from None
-            self.warn(f"warning: {self.directory} is in use by another charrnn run (pid {holder}); "
-                      f"training there anyway (--force)")
+                    f"--checkpoint-dir"
+                ) from None
+            self.warn(
+                f"warning: {self.directory} is in use by another charrnn run (pid {holder}); "
+                f"training there anyway (--force)"
+            )
             return self
         self._file.seek(0)
         self._file.truncate()

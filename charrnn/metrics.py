@@ -44,8 +44,9 @@ def append(directory: str, record: dict) -> None:
         with open(path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
     except OSError as exc:  # the checkpoint is already saved; say so rather than a traceback
-        raise CheckpointError(f"cannot append to {path}: {exc.strerror or exc} (the checkpoint "
-                              f"of step {record.get('step')} was saved)") from None
+        raise CheckpointError(
+            f"cannot append to {path}: {exc.strerror or exc} (the checkpoint of step {record.get('step')} was saved)"
+        ) from None
 
 
 def read(run: str) -> tuple[list[dict], int]:

@@ -40,6 +40,7 @@ import numpy as np
 from charrnn import cells
 from charrnn.config import ModelConfig
 
+
 def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     """Every parameter's name and shape, in a fixed order."""
     V, H, G = cfg.vocab_size, cfg.hidden_size, cfg.gates
@@ -78,7 +79,7 @@ def init_params(cfg: ModelConfig, rng: np.random.Generator, dtype=np.float32) ->
             p = np.zeros(shape, dtype=dtype)
             if name.endswith(".b"):
                 for gate in cfg.spec.bias_one_gates:
-                    p[gate * H:(gate + 1) * H] = 1.0
+                    p[gate * H : (gate + 1) * H] = 1.0
         else:
             scale = 1.0 if name == "l0.Wx" else bound
             p = rng.uniform(-scale, scale, size=shape).astype(dtype)
@@ -97,8 +98,9 @@ def hidden_names(cfg: ModelConfig) -> list[str]:
 
 def init_hidden(cfg: ModelConfig, batch_size: int, dtype=np.float32) -> list[tuple[np.ndarray, ...]]:
     """Zero state: one tuple per layer, (h,) or (h, c) for the LSTM, each (B,H)."""
-    return [tuple(np.zeros((batch_size, cfg.hidden_size), dtype=dtype) for _ in cfg.spec.state)
-            for _ in range(cfg.n_layers)]
+    return [
+        tuple(np.zeros((batch_size, cfg.hidden_size), dtype=dtype) for _ in cfg.spec.state) for _ in range(cfg.n_layers)
+    ]
 
 
 def flatten_hidden(cfg: ModelConfig, hidden) -> dict[str, np.ndarray]:
@@ -108,13 +110,14 @@ def flatten_hidden(cfg: ModelConfig, hidden) -> dict[str, np.ndarray]:
 def unflatten_hidden(cfg: ModelConfig, flat: dict[str, np.ndarray]):
     n = len(cfg.spec.state)
     arrays = [flat[name] for name in hidden_names(cfg)]
-    return [tuple(arrays[k * n:(k + 1) * n]) for k in range(cfg.n_layers)]
+    return [tuple(arrays[k * n : (k + 1) * n]) for k in range(cfg.n_layers)]
 
 
 # ------------------------------------------------------------------------- forward
 #
 # Inside the network every per-chunk array is time-major and feature-major, (T,F,B):
 # see cells.py for why. The carried states are (B,H) outside, (H,B) inside.
+
 
 def layer_extra(cfg: ModelConfig, params, k: int) -> dict[str, np.ndarray]:
     """Layer k's parameters besides Wx, Wh and b (the GRU's bhn), by short name."""
@@ -185,8 +188,15 @@ def _forward(params, cfg: ModelConfig, x, state, dropout, rng, train):
     return logits, new_state, (X_ids, onehot, caches)
 
 
-def forward(params, cfg: ModelConfig, x: np.ndarray, state, dropout: float = 0.0,
-            rng: np.random.Generator | None = None, train: bool = False):
+def forward(
+    params,
+    cfg: ModelConfig,
+    x: np.ndarray,
+    state,
+    dropout: float = 0.0,
+    rng: np.random.Generator | None = None,
+    train: bool = False,
+):
     """Run a chunk x (B,T) through the network.
 
     Returns logits (T,B,V) time-major (a view), the new state, and the cache for the
@@ -210,8 +220,15 @@ def _targets(y: np.ndarray):
     return np.arange(T)[:, None], np.ascontiguousarray(y.T), np.arange(B)[None, :]
 
 
-def loss_and_grads(params, cfg: ModelConfig, x: np.ndarray, y: np.ndarray, state,
-                   dropout: float = 0.0, rng: np.random.Generator | None = None):
+def loss_and_grads(
+    params,
+    cfg: ModelConfig,
+    x: np.ndarray,
+    y: np.ndarray,
+    state,
+    dropout: float = 0.0,
+    rng: np.random.Generator | None = None,
+):
     """Mean cross-entropy (nats/char) of predicting y from x, and its gradients.
 
     Parameters
@@ -237,7 +254,7 @@ def loss_and_grads(params, cfg: ModelConfig, x: np.ndarray, y: np.ndarray, state
     dlogits[pick] -= 1.0
     dlogits *= 1.0 / N
     grads = {}
-    grads["Why"], = _step_outer(dlogits, [caches[-1][2]])  # (H,V)
+    (grads["Why"],) = _step_outer(dlogits, [caches[-1][2]])  # (H,V)
     grads["by"] = dlogits.sum(axis=(0, 2))
     dD = np.matmul(params["Why"], dlogits)  # (H,V)@(T,V,B) -> (T,H,B)
     del dlogits, logp, logits
@@ -294,9 +311,9 @@ def _step_outer(A: np.ndarray, Zs: list[np.ndarray]) -> list[np.ndarray]:
     T = A.shape[0]
     sums: list[np.ndarray] = []
     for t0 in range(0, T, STEP_BLOCK):
-        Ab = cells.rows(A[t0:t0 + STEP_BLOCK])  # (P,n)
+        Ab = cells.rows(A[t0 : t0 + STEP_BLOCK])  # (P,n)
         for j, Z in enumerate(Zs):
-            part = Ab @ cells.rows(Z[t0:t0 + STEP_BLOCK]).T  # (P,n)@(n,Q) -> (P,Q)
+            part = Ab @ cells.rows(Z[t0 : t0 + STEP_BLOCK]).T  # (P,n)@(n,Q) -> (P,Q)
             if t0 == 0:
                 sums.append(part)
             else:

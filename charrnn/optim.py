@@ -29,7 +29,6 @@ def clip_by_global_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
     The direction is kept. Returns the norm before clipping."""
     norm = global_norm(grads)
     if max_norm > 0 and max_norm < norm < np.inf:  # scaling by max_norm/inf would make inf*0 = NaN
-
         scale = max_norm / (norm + 1e-12)
         for g in grads.values():
             g *= scale
@@ -63,9 +62,9 @@ def update(name: str, params, grads, state, lr: float, t: int) -> None:
             m += (1 - b1) * g
             v *= b2
             v += (1 - b2) * (g * g)
-            step = lr / (1 - b1 ** t)
+            step = lr / (1 - b1**t)
             denom = np.sqrt(v)
-            denom *= 1.0 / np.sqrt(1 - b2 ** t)
+            denom *= 1.0 / np.sqrt(1 - b2**t)
             denom += EPS
             p -= step * m / denom
             continue

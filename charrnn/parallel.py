@@ -40,8 +40,12 @@ class _Blas:
     process's memory map). Without it, shards run one after the other: two threads
     each driving a multi-threaded BLAS would only fight over the cores."""
 
-    NAMES = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
-             "openblas_set_num_threads64_", "openblas_set_num_threads")
+    NAMES = (
+        "scipy_openblas_set_num_threads64_",
+        "scipy_openblas_set_num_threads",
+        "openblas_set_num_threads64_",
+        "openblas_set_num_threads",
+    )
 
     def __init__(self):
         self.set = self.get = None
@@ -115,8 +119,18 @@ class ShardRunner:
         """Same contract as model.loss_and_grads over the whole batch. Each shard draws
         its dropout masks from its own generator, seeded from ``rng``."""
         seeds = rng.integers(0, 2**63, size=len(self.bounds))
-        jobs = [(params, cfg, x[a:b], y[a:b], [tuple(s[a:b] for s in layer) for layer in state],
-                 dropout, np.random.default_rng(seed)) for (a, b), seed in zip(self.bounds, seeds)]
+        jobs = [
+            (
+                params,
+                cfg,
+                x[a:b],
+                y[a:b],
+                [tuple(s[a:b] for s in layer) for layer in state],
+                dropout,
+                np.random.default_rng(seed),
+            )
+            for (a, b), seed in zip(self.bounds, seeds)
+        ]
         if self.parallel:
             with blas_threads(1):
                 results = list(self.pool.map(lambda job: model.loss_and_grads(*job), jobs))
@@ -131,6 +145,5 @@ class ShardRunner:
             g *= weights[0]
             for w, r in zip(weights[1:], results[1:]):
                 g += w * r[1][name]
-        new_state = [tuple(np.concatenate(parts) for parts in zip(*layers))
-                     for layers in zip(*(r[2] for r in results))]
+        new_state = [tuple(np.concatenate(parts) for parts in zip(*layers)) for layers in zip(*(r[2] for r in results))]
         return loss, grads, new_state

@@ -39,8 +39,15 @@ def plot_runs(runs: dict[str, list[dict]], out: str, title: str = "") -> None:
         train = [_bpc(r.get("train_loss")) for r in records]
         best = min(val)
         for ax, x in ((by_step, steps), (by_time, times)):
-            ax.plot(x, val, "-", color=color, marker="o" if len(x) < 30 else None, markersize=3,
-                    label=f"{label} validation (best {best:.3f})")
+            ax.plot(
+                x,
+                val,
+                "-",
+                color=color,
+                marker="o" if len(x) < 30 else None,
+                markersize=3,
+                label=f"{label} validation (best {best:.3f})",
+            )
             ax.plot(x, train, "--", color=color, alpha=0.7, label=f"{label} training")
     by_step.set_xlabel("step")
     by_time.set_xlabel(f"training time ({unit})")

@@ -23,8 +23,10 @@ def source(path: str) -> str:
         if os.path.isfile(latest):
             return latest
         best = os.path.join(path, checkpoint.BEST)
-        raise CheckpointError(f"nothing to resume: {path} holds no {checkpoint.LATEST}; drop --resume to start "
-                              f"a new run" + (f", or resume from {best}" if os.path.isfile(best) else ""))
+        raise CheckpointError(
+            f"nothing to resume: {path} holds no {checkpoint.LATEST}; drop --resume to start "
+            f"a new run" + (f", or resume from {best}" if os.path.isfile(best) else "")
+        )
     if not os.path.exists(path):
         raise CheckpointError(f"nothing to resume: no checkpoint at {path}; drop --resume to start a new run")
     return path
@@ -35,22 +37,32 @@ def check_fresh(directory: str) -> None:
     may hold hours of training, unless asked to."""
     for name in (checkpoint.LATEST, checkpoint.BEST):
         if os.path.exists(os.path.join(directory, name)):
-            raise UsageError(f"{directory} already holds a checkpoint ({name}); continue that run with "
-                             f"--resume, start over with --overwrite, or choose another --checkpoint-dir")
+            raise UsageError(
+                f"{directory} already holds a checkpoint ({name}); continue that run with "
+                f"--resume, start over with --overwrite, or choose another --checkpoint-dir"
+            )
 
 
 def _contradiction(key: str, value, saved) -> ConfigError:
-    return ConfigError(f"{flag(key)} {value} contradicts the checkpoint, which was trained with {flag(key)} "
-                       f"{saved}; drop {flag(key)} to continue that run, or start a new one in another "
-                       f"--checkpoint-dir")
+    return ConfigError(
+        f"{flag(key)} {value} contradicts the checkpoint, which was trained with {flag(key)} "
+        f"{saved}; drop {flag(key)} to continue that run, or start a new one in another "
+        f"--checkpoint-dir"
+    )
 
 
 def check_vocab(ckpt: checkpoint.Checkpoint, vocab: data.Vocab) -> None:
     if vocab.chars != ckpt.vocab.chars:
         added = sorted(set(vocab.chars) - set(ckpt.vocab.chars))
         removed = sorted(set(ckpt.vocab.chars) - set(vocab.chars))
-        detail = "; ".join(s for s in (added and f"new characters {data.format_chars(added, 12)}",
-                                       removed and f"missing characters {data.format_chars(removed, 12)}") if s)
+        detail = "; ".join(
+            s
+            for s in (
+                added and f"new characters {data.format_chars(added, 12)}",
+                removed and f"missing characters {data.format_chars(removed, 12)}",
+            )
+            if s
+        )
         raise ConfigError(f"vocabulary mismatch: the text's vocabulary differs from the checkpoint's ({detail})")
 
 

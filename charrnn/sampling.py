@@ -62,10 +62,20 @@ class _Picker:
         return z.argmax(axis=1)
 
 
-def generate(params, cfg: ModelConfig, vocab: Vocab, seed: str, n: int, *,
-             temperature: float = 1.0, top_k: int = 0, greedy: bool = False,
-             rng: np.random.Generator, num_samples: int = 1,
-             stop: str | None = None) -> Iterator[list[str]]:
+def generate(
+    params,
+    cfg: ModelConfig,
+    vocab: Vocab,
+    seed: str,
+    n: int,
+    *,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    greedy: bool = False,
+    rng: np.random.Generator,
+    num_samples: int = 1,
+    stop: str | None = None,
+) -> Iterator[list[str]]:
     """Return an iterator that yields, step by step, the next character of each of
     ``num_samples`` streams ("" for a stream that has already produced ``stop``), for at
     most ``n`` steps. Bad arguments raise here, before anything is generated."""
@@ -98,7 +108,7 @@ def _steps(stepper, last, vocab, n, pick, K, stop):
         if stop:
             for k, ch in enumerate(out):
                 if ch:
-                    tails[k] = (tails[k] + ch)[-len(stop):]
+                    tails[k] = (tails[k] + ch)[-len(stop) :]
                     if tails[k] == stop:
                         alive[k] = False
                         n_alive -= 1

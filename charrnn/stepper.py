@@ -61,7 +61,7 @@ class Stepper:
         # each layer's state buffers: h is a slice of hb, c (the LSTM's) its own array
         self.state = []
         for k, layer in enumerate(state):
-            h = self.hb[k * H:(k + 1) * H]
+            h = self.hb[k * H : (k + 1) * H]
             h[...] = layer[0].T
             self.state.append((h, *(np.ascontiguousarray(s.T) for s in layer[1:])))
         self.a = np.empty((G, K), dtype=dtype)
@@ -88,12 +88,12 @@ class Stepper:
                     if adds:
                         a += hW
             elif adds:
-                np.matmul(self.WT[k], hb[(k - 1) * H:(k + 1) * H], out=a)  # (G,2H)@(2H,K)
+                np.matmul(self.WT[k], hb[(k - 1) * H : (k + 1) * H], out=a)  # (G,2H)@(2H,K)
                 a += self.b[k]
             else:
                 np.matmul(self.WxT[k], self.state[k - 1][0], out=a)  # (G,H)@(H,K)
                 a += self.b[k]
                 np.matmul(self.WhT[k], h, out=hW)
             self.spec.step(a, hW, self.extra[k], self.state[k], self.tmp)
-        np.matmul(self.WyT, hb[-H - 1:], out=self.logits)  # [Why; by]^T @ [h; 1]
+        np.matmul(self.WyT, hb[-H - 1 :], out=self.logits)  # [Why; by]^T @ [h; 1]
         return self.logits.T

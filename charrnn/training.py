@@ -25,21 +25,21 @@ from charrnn.errors import CheckpointError, DataError, Interrupted, TrainingDive
 from charrnn.memory import keep_freed_memory
 from charrnn.parallel import ShardRunner
 
-SMOOTHING = 0.98      # smoothed_loss = 0.98 * smoothed_loss + 0.02 * loss
+SMOOTHING = 0.98  # smoothed_loss = 0.98 * smoothed_loss + 0.02 * loss
 
 
 @dataclass
 class TrainState:
     params: dict
     opt_state: dict
-    hidden: list                      # per-layer tuples of (B,H), carried across chunks
+    hidden: list  # per-layer tuples of (B,H), carried across chunks
     rng: np.random.Generator
-    step: int = 0                     # completed optimizer steps
+    step: int = 0  # completed optimizer steps
     epoch: int = 0
-    chunk: int = 0                    # next chunk of the epoch
+    chunk: int = 0  # next chunk of the epoch
     smoothed_loss: float | None = None
-    elapsed: float = 0.0              # seconds of training so far, across resumes
-    best_val: float | None = None     # best validation loss, nats/char
+    elapsed: float = 0.0  # seconds of training so far, across resumes
+    best_val: float | None = None  # best validation loss, nats/char
     last_val: float | None = None
 
 
@@ -51,42 +51,64 @@ class Run:
     train_cfg: TrainConfig
     vocab: data.Vocab
     train_ids: np.ndarray
-    val_ids: np.ndarray               # the validation text, after n_context chars of context
+    val_ids: np.ndarray  # the validation text, after n_context chars of context
     checkpoint_dir: str
     corpus: dict = field(default_factory=dict)
-    n_context: int = 1                # leading chars of val_ids that come from the training text
+    n_context: int = 1  # leading chars of val_ids that come from the training text
     notes: list = field(default_factory=list)  # things the user should know, reported when training starts
-    fresh: bool = False               # a new run: its first checkpoint starts a new metrics.jsonl
+    fresh: bool = False  # a new run: its first checkpoint starts a new metrics.jsonl
 
 
-def prepare(path: str, model_cfg: dict, train_cfg: TrainConfig, checkpoint_dir: str,
-            encoding: str = "utf-8", vocab: data.Vocab | None = None) -> Run:
+def prepare(
+    path: str,
+    model_cfg: dict,
+    train_cfg: TrainConfig,
+    checkpoint_dir: str,
+    encoding: str = "utf-8",
+    vocab: data.Vocab | None = None,
+) -> Run:
     """Read the corpus, fix the vocabulary and validate that it can be trained on."""
     ids, vocab = data.load_corpus(path, encoding, vocab)
     train_ids, val_ids = data.split(ids, train_cfg.val_frac)
     # one chunk per stream: checked first, it is the usual culprit
-    data.require_streams(len(train_ids), train_cfg.batch_size, train_cfg.seq_len,
-                         f"{path} has {len(ids):,} characters and {len(train_ids):,} are left to train on "
-                         f"after holding out --val-frac {train_cfg.val_frac}")
+    data.require_streams(
+        len(train_ids),
+        train_cfg.batch_size,
+        train_cfg.seq_len,
+        f"{path} has {len(ids):,} characters and {len(train_ids):,} are left to train on "
+        f"after holding out --val-frac {train_cfg.val_frac}",
+    )
     if len(val_ids) < 1:
-        raise DataError(f"{path} has {len(ids):,} characters, too few to hold out --val-frac "
-                        f"{train_cfg.val_frac} (that rounds to none); raise --val-frac or use a longer text")
+        raise DataError(
+            f"{path} has {len(ids):,} characters, too few to hold out --val-frac "
+            f"{train_cfg.val_frac} (that rounds to none); raise --val-frac or use a longer text"
+        )
     cfg = ModelConfig(**{**model_cfg, "vocab_size": vocab.size})
-    corpus = {"path": os.path.abspath(path), "name": os.path.basename(path), "chars": int(len(ids)),
-              "sha256": data.file_sha256(path), "encoding": encoding}
+    corpus = {
+        "path": os.path.abspath(path),
+        "name": os.path.basename(path),
+        "chars": int(len(ids)),
+        "sha256": data.file_sha256(path),
+        "encoding": encoding,
+    }
     context_and_val, n_context = evaluation.with_context(ids, len(train_ids))
     run = Run(cfg, train_cfg, vocab, train_ids, context_and_val, checkpoint_dir, corpus, n_context)
     if vocab.size == 1:  # trains fine (the loss is exactly 0), but the user probably meant another file
-        run.notes.append(f"note: {path} holds a single distinct character, {vocab.chars!r}; "
-                         f"the model can only learn to repeat it")
+        run.notes.append(
+            f"note: {path} holds a single distinct character, {vocab.chars!r}; the model can only learn to repeat it"
+        )
     return run
 
 
 def new_state(run: Run) -> TrainState:
     rng = np.random.default_rng(run.train_cfg.rng_seed)
     params = model.init_params(run.model_cfg, rng)
-    return TrainState(params=params, opt_state=optim.init_state(run.train_cfg.optimizer, params),
-                      hidden=model.init_hidden(run.model_cfg, run.train_cfg.batch_size), rng=rng)
+    return TrainState(
+        params=params,
+        opt_state=optim.init_state(run.train_cfg.optimizer, params),
+        hidden=model.init_hidden(run.model_cfg, run.train_cfg.batch_size),
+        rng=rng,
+    )
 
 
 def state_from_checkpoint(ckpt: checkpoint.Checkpoint) -> TrainState:
@@ -94,29 +116,57 @@ def state_from_checkpoint(ckpt: checkpoint.Checkpoint) -> TrainState:
     it holds; a model saved without its training state cannot be resumed."""
     p = ckpt.progress
     missing = [k for k in (*checkpoint.PROGRESS_INTS, *checkpoint.PROGRESS_FLOATS) if k not in p]
-    missing += [what for what, ok in (("rng_state", ckpt.rng_state is not None), ("hidden state", bool(ckpt.hidden)))
-                if not ok]
+    missing += [
+        what for what, ok in (("rng_state", ckpt.rng_state is not None), ("hidden state", bool(ckpt.hidden))) if not ok
+    ]
     if missing:
-        raise CheckpointError(f"the checkpoint holds a model but not its training state (no {missing[0]}), "
-                              f"so it cannot be resumed; start a new run")
+        raise CheckpointError(
+            f"the checkpoint holds a model but not its training state (no {missing[0]}), "
+            f"so it cannot be resumed; start a new run"
+        )
     rng = np.random.default_rng()
     rng.bit_generator.state = ckpt.rng_state
     hidden = model.unflatten_hidden(ckpt.model_cfg, ckpt.hidden)
-    return TrainState(params=ckpt.params, opt_state=ckpt.opt_state, hidden=hidden, rng=rng,
-                      step=p["step"], epoch=p["epoch"], chunk=p["chunk"],
-                      smoothed_loss=p["smoothed_loss"], elapsed=p["elapsed"],
-                      best_val=p["best_val"], last_val=p["last_val"])
+    return TrainState(
+        params=ckpt.params,
+        opt_state=ckpt.opt_state,
+        hidden=hidden,
+        rng=rng,
+        step=p["step"],
+        epoch=p["epoch"],
+        chunk=p["chunk"],
+        smoothed_loss=p["smoothed_loss"],
+        elapsed=p["elapsed"],
+        best_val=p["best_val"],
+        last_val=p["last_val"],
+    )
 
 
 def to_checkpoint(run: Run, st: TrainState) -> checkpoint.Checkpoint:
-    progress = {"step": st.step, "epoch": st.epoch, "chunk": st.chunk, "smoothed_loss": st.smoothed_loss,
-                "elapsed": st.elapsed, "best_val": st.best_val, "last_val": st.last_val}
-    return checkpoint.Checkpoint(run.model_cfg, run.train_cfg, run.vocab, st.params, st.opt_state,
-                        model.flatten_hidden(run.model_cfg, st.hidden), progress,
-                        st.rng.bit_generator.state, run.corpus)
+    progress = {
+        "step": st.step,
+        "epoch": st.epoch,
+        "chunk": st.chunk,
+        "smoothed_loss": st.smoothed_loss,
+        "elapsed": st.elapsed,
+        "best_val": st.best_val,
+        "last_val": st.last_val,
+    }
+    return checkpoint.Checkpoint(
+        run.model_cfg,
+        run.train_cfg,
+        run.vocab,
+        st.params,
+        st.opt_state,
+        model.flatten_hidden(run.model_cfg, st.hidden),
+        progress,
+        st.rng.bit_generator.state,
+        run.corpus,
+    )
 
 
 # ---------------------------------------------------------------------- the loop
+
 
 def learning_rate(cfg: TrainConfig, st: TrainState) -> float:
     """Cosine decay from lr to lr * min_lr_frac over the run. The run's length is known
@@ -151,7 +201,8 @@ def train_step(run: Run, st: TrainState, streams: data.Streams) -> float:
         st.hidden = model.init_hidden(run.model_cfg, cfg.batch_size)  # a new pass starts from zero state
     x, y = streams.chunk(st.chunk)
     loss, grads, hidden = shard_runner(cfg.batch_size).loss_and_grads(
-        st.params, run.model_cfg, x, y, st.hidden, run.model_cfg.dropout, st.rng)
+        st.params, run.model_cfg, x, y, st.hidden, run.model_cfg.dropout, st.rng
+    )
     loss += 0.0  # a one-character vocabulary gives -0.0, which would print as "-0.0000"
     if not math.isfinite(loss):
         raise TrainingDiverged(f"loss became {loss} at step {st.step + 1} (lr={learning_rate(cfg, st):.3g})")
@@ -225,8 +276,14 @@ def _what_was_kept(run: Run, saved_step: int | None) -> str:
     return "no checkpoint was written"
 
 
-def train(run: Run, st: TrainState, report: Callable[[str], None] = lambda s: None,
-          progress_bar: bool = False, on_step: Callable | None = None, keep_last: int = 0) -> dict:
+def train(
+    run: Run,
+    st: TrainState,
+    report: Callable[[str], None] = lambda s: None,
+    progress_bar: bool = False,
+    on_step: Callable | None = None,
+    keep_last: int = 0,
+) -> dict:
     """Train until --max-steps or --time-limit, validating and checkpointing every
     --eval-every steps and at the end. Returns a summary dict.
 
@@ -239,8 +296,14 @@ def train(run: Run, st: TrainState, report: Callable[[str], None] = lambda s: No
     streams = data.Streams(run.train_ids, cfg.batch_size, cfg.seq_len)
     chars_per_step = cfg.batch_size * cfg.seq_len
     checkpoint.check_writable(run.checkpoint_dir)
-    bar = tqdm(total=cfg.max_steps or None, initial=st.step, disable=not progress_bar,
-               unit="step", dynamic_ncols=True, leave=True)
+    bar = tqdm(
+        total=cfg.max_steps or None,
+        initial=st.step,
+        disable=not progress_bar,
+        unit="step",
+        dynamic_ncols=True,
+        leave=True,
+    )
     write = bar.write if progress_bar else report
     start_step, t0, start_elapsed = st.step, time.perf_counter(), st.elapsed
     rate, step_seconds = 0.0, 0.0  # chars/s counts training steps only, not validation
@@ -248,14 +311,16 @@ def train(run: Run, st: TrainState, report: Callable[[str], None] = lambda s: No
     saved_step = None  # the step of the last checkpoint written by this call
 
     def done() -> bool:
-        return bool((cfg.max_steps and st.step >= cfg.max_steps)
-                    or (cfg.time_limit and st.elapsed >= cfg.time_limit))
+        return bool((cfg.max_steps and st.step >= cfg.max_steps) or (cfg.time_limit and st.elapsed >= cfg.time_limit))
 
     for note in run.notes:
         write(note)
     if done():
-        limit = f"--max-steps {cfg.max_steps}" if cfg.max_steps and st.step >= cfg.max_steps \
+        limit = (
+            f"--max-steps {cfg.max_steps}"
+            if cfg.max_steps and st.step >= cfg.max_steps
             else f"--time-limit {cfg.time_limit:g}s"
+        )
         write(f"note: this run already reached {limit}; pass a larger one to train further")
 
     def checkpoint_now():
@@ -271,16 +336,25 @@ def train(run: Run, st: TrainState, report: Callable[[str], None] = lambda s: No
             st.best_val = val
         saved.update(save_checkpoints(run, st, improved, keep_last))
         saved_step = st.step
-        record = {"step": st.step, "epoch": st.epoch, "elapsed": round(st.elapsed, 3),
-                  "lr": learning_rate(cfg, st), "train_loss": st.smoothed_loss,
-                  "val_loss": val, "val_bpc": metrics.bits(val), "chars_per_s": round(rate, 1)}
+        record = {
+            "step": st.step,
+            "epoch": st.epoch,
+            "elapsed": round(st.elapsed, 3),
+            "lr": learning_rate(cfg, st),
+            "train_loss": st.smoothed_loss,
+            "val_loss": val,
+            "val_bpc": metrics.bits(val),
+            "chars_per_s": round(rate, 1),
+        }
         if run.fresh:  # the old run's metrics go only once this run has a checkpoint to show
             metrics.reset(run.checkpoint_dir)
             run.fresh = False
         metrics.append(run.checkpoint_dir, record)
-        write(f"step {st.step}  epoch {st.epoch}  train {st.smoothed_loss:.4f}  "
-              f"val {val:.4f} nats/char = {metrics.bits(val):.4f} bits/char"
-              f"{'  (best)' if improved else ''}  {rate:,.0f} chars/s")
+        write(
+            f"step {st.step}  epoch {st.epoch}  train {st.smoothed_loss:.4f}  "
+            f"val {val:.4f} nats/char = {metrics.bits(val):.4f} bits/char"
+            f"{'  (best)' if improved else ''}  {rate:,.0f} chars/s"
+        )
 
     try:
         # Overflow on the way to a NaN would print numpy warnings; the guard in train_step
@@ -294,9 +368,12 @@ def train(run: Run, st: TrainState, report: Callable[[str], None] = lambda s: No
                 st.elapsed = start_elapsed + now - t0
                 rate = (st.step - start_step) * chars_per_step / max(step_seconds, 1e-9)
                 bar.update(1)
-                bar.set_postfix_str(f"loss {st.smoothed_loss:.3f} val "
-                                    f"{'-' if st.last_val is None else f'{st.last_val:.3f}'} "
-                                    f"{rate:,.0f} chars/s", refresh=False)
+                bar.set_postfix_str(
+                    f"loss {st.smoothed_loss:.3f} val "
+                    f"{'-' if st.last_val is None else f'{st.last_val:.3f}'} "
+                    f"{rate:,.0f} chars/s",
+                    refresh=False,
+                )
                 if on_step is not None:
                     on_step(st)
                 if st.step % cfg.eval_every == 0 and not done():
@@ -306,11 +383,15 @@ def train(run: Run, st: TrainState, report: Callable[[str], None] = lambda s: No
                 checkpoint_now()
             if stop.signum is not None:
                 name = signal.Signals(stop.signum).name
-                raise Interrupted(f"interrupted by {name} at step {st.step}; saved {saved['latest']}; "
-                                  f"resume with: {resume_hint(run, keep_last)}", stop.signum)
+                raise Interrupted(
+                    f"interrupted by {name} at step {st.step}; saved {saved['latest']}; "
+                    f"resume with: {resume_hint(run, keep_last)}",
+                    stop.signum,
+                )
     except TrainingDiverged as exc:
-        raise TrainingDiverged(f"{exc}; {_what_was_kept(run, saved_step)}; "
-                               f"try a lower --lr or a smaller --clip") from None
+        raise TrainingDiverged(
+            f"{exc}; {_what_was_kept(run, saved_step)}; try a lower --lr or a smaller --clip"
+        ) from None
     finally:
         bar.close()
 
@@ -320,9 +401,15 @@ def train(run: Run, st: TrainState, report: Callable[[str], None] = lambda s: No
 def summary(run: Run, st: TrainState, saved: dict, rate: float) -> dict:
     best = os.path.join(run.checkpoint_dir, checkpoint.BEST)
     return {
-        "corpus": run.corpus.get("path"), "steps": st.step, "epochs": st.epoch,
-        "elapsed": round(st.elapsed, 3), "chars_per_s": round(rate, 1),
-        "train_loss": st.smoothed_loss, "val_loss": st.last_val,
-        "best_val_loss": st.best_val, "best_val_bpc": metrics.bits(st.best_val),
-        "latest_checkpoint": saved.get("latest"), "best_checkpoint": best if os.path.exists(best) else None,
+        "corpus": run.corpus.get("path"),
+        "steps": st.step,
+        "epochs": st.epoch,
+        "elapsed": round(st.elapsed, 3),
+        "chars_per_s": round(rate, 1),
+        "train_loss": st.smoothed_loss,
+        "val_loss": st.last_val,
+        "best_val_loss": st.best_val,
+        "best_val_bpc": metrics.bits(st.best_val),
+        "latest_checkpoint": saved.get("latest"),
+        "best_checkpoint": best if os.path.exists(best) else None,
     }

@@ -13,8 +13,10 @@ from click.testing import CliRunner
 from charrnn import training
 from charrnn.cli import cli
 
-WORDS = ("the cat sat on a mat and the dog ran to the log while a bird sang in the tree "
-         "so the fox hid in a box and the hen met ten men").split()
+WORDS = (
+    "the cat sat on a mat and the dog ran to the log while a bird sang in the tree "
+    "so the fox hid in a box and the hen met ten men"
+).split()
 
 
 def make_text(n_chars: int, seed: int = 0) -> str:
@@ -31,8 +33,22 @@ def make_text(n_chars: int, seed: int = 0) -> str:
 
 # A model small enough that a step takes about a millisecond; tests that need a model
 # that has learned something add "--max-steps N" (a later option wins).
-TINY = ["--hidden-size", "12", "--layers", "1", "--seq-len", "8", "--batch-size", "3",
-        "--time-limit", "0", "--eval-every", "5", "--max-steps", "10"]
+TINY = [
+    "--hidden-size",
+    "12",
+    "--layers",
+    "1",
+    "--seq-len",
+    "8",
+    "--batch-size",
+    "3",
+    "--time-limit",
+    "0",
+    "--eval-every",
+    "5",
+    "--max-steps",
+    "10",
+]
 
 
 def run(*args):
@@ -65,7 +81,6 @@ def fails(result, code: int, *fragments: str) -> str:
 def sha256(path) -> str:
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
-
 
 
 def leftovers(directory) -> list[str]:

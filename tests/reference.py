@@ -35,10 +35,10 @@ def lstm_cell(x, state, Wx, Wh, b):
     h, c = state
     H = h.shape[1]
     a = x @ Wx + h @ Wh + b
-    i = sigmoid(a[:, 0 * H:1 * H])
-    f = sigmoid(a[:, 1 * H:2 * H])
-    o = sigmoid(a[:, 2 * H:3 * H])
-    g = np.tanh(a[:, 3 * H:4 * H])
+    i = sigmoid(a[:, 0 * H : 1 * H])
+    f = sigmoid(a[:, 1 * H : 2 * H])
+    o = sigmoid(a[:, 2 * H : 3 * H])
+    g = np.tanh(a[:, 3 * H : 4 * H])
     c = f * c + i * g
     h = o * np.tanh(c)
     return h, c
@@ -47,8 +47,8 @@ def lstm_cell(x, state, Wx, Wh, b):
 def gru_cell(x, state, Wx, Wh, b, bhn):
     (h,) = state
     H = h.shape[1]
-    xr, xz, xn = (x @ Wx[:, j * H:(j + 1) * H] + b[j * H:(j + 1) * H] for j in range(3))
-    hr, hz, hn = (h @ Wh[:, j * H:(j + 1) * H] for j in range(3))
+    xr, xz, xn = (x @ Wx[:, j * H : (j + 1) * H] + b[j * H : (j + 1) * H] for j in range(3))
+    hr, hz, hn = (h @ Wh[:, j * H : (j + 1) * H] for j in range(3))
     r = sigmoid(xr + hr)
     z = sigmoid(xz + hz)
     n = np.tanh(xn + r * (hn + bhn))

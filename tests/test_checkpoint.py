@@ -14,14 +14,12 @@ import zipfile
 
 import numpy as np
 import pytest
+from helpers import fails, leftovers, run, sha256
 
-from charrnn import checkpoint
-from charrnn import model
-from charrnn import optim
+from charrnn import checkpoint, model, optim
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Vocab
 from charrnn.errors import CheckpointError
-from helpers import fails, leftovers, run, sha256
 
 FUZZ_MUTATIONS = 1500
 
@@ -33,10 +31,26 @@ def make_checkpoint(seed: int = 0) -> checkpoint.Checkpoint:
     params = model.init_params(model_cfg, rng)
     opt_state = {k: rng.random(v.shape, dtype=np.float32) for k, v in optim.init_state("adam", params).items()}
     state = model.flatten_hidden(model_cfg, [tuple(rng.random((2, 8), dtype=np.float32) for _ in range(2))] * 2)
-    progress = {"step": 7, "epoch": 0, "chunk": 7, "smoothed_loss": 1.5, "elapsed": 0.25,
-                "best_val": 1.6, "last_val": 1.6}
-    return checkpoint.Checkpoint(model_cfg, train_cfg, Vocab("\n abc"), params, opt_state, state, progress,
-                        rng.bit_generator.state, {"name": "t", "sha256": "0" * 64, "encoding": "utf-8"})
+    progress = {
+        "step": 7,
+        "epoch": 0,
+        "chunk": 7,
+        "smoothed_loss": 1.5,
+        "elapsed": 0.25,
+        "best_val": 1.6,
+        "last_val": 1.6,
+    }
+    return checkpoint.Checkpoint(
+        model_cfg,
+        train_cfg,
+        Vocab("\n abc"),
+        params,
+        opt_state,
+        state,
+        progress,
+        rng.bit_generator.state,
+        {"name": "t", "sha256": "0" * 64, "encoding": "utf-8"},
+    )
 
 
 @pytest.fixture
@@ -98,9 +112,17 @@ def test_roundtrip_is_exact(saved):
 
 # ---------------------------------------------------------------- refused files
 
-def _truncated(p, t): p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2])
-def _empty(p, t): p.write_bytes(b"")
-def _random(p, t): p.write_bytes(np.random.default_rng(0).bytes(4000))
+
+def _truncated(p, t):
+    p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2])
+
+
+def _empty(p, t):
+    p.write_bytes(b"")
+
+
+def _random(p, t):
+    p.write_bytes(np.random.default_rng(0).bytes(4000))
 
 
 def _bitflip(p, t):
@@ -109,32 +131,68 @@ def _bitflip(p, t):
     p.write_bytes(bytes(data))
 
 
-def _pickle(p, t): p.write_bytes(pickle.dumps(Payload(t / "marker")))
-def _object_array(p, t): write_zip(p, {**members(p), "param/Why.npy": npy(np.array([Payload(t / "marker")], dtype=object))})
-def _missing(p, t): write_zip(p, {k: v for k, v in members(p).items() if k != "opt/v.Why.npy"})
-def _extra(p, t): write_zip(p, {**members(p), "param/extra.npy": npy(np.zeros(3, np.float32))})
-def _shape(p, t): write_zip(p, {**members(p), "param/Why.npy": npy(np.zeros((8, 6), np.float32))})
-def _dtype(p, t): write_zip(p, {**members(p), "param/by.npy": npy(np.zeros(5, np.int64))})
-def _version(p, t): write_zip(p, with_meta(p, lambda m: m.update(format_version=99)))
-def _hidden(p, t): write_zip(p, with_meta(p, lambda m: m["model"].update(hidden_size=9)))
-def _layers(p, t): write_zip(p, with_meta(p, lambda m: m["model"].update(n_layers=10 ** 12)))
-def _progress(p, t): write_zip(p, with_meta(p, lambda m: m["progress"].update(step="7")))
-def _rng(p, t): write_zip(p, with_meta(p, lambda m: m["rng_state"].update(bit_generator="MT19937")))
-def _header_bomb(p, t): write_zip(p, {**members(p), "param/Why.npy": npy_header((2 ** 40,))})
-def _meta_bomb(p, t): write_zip(p, {**members(p), "meta.npy": npy_header((2 ** 40,), "|u1")})
+def _pickle(p, t):
+    p.write_bytes(pickle.dumps(Payload(t / "marker")))
+
+
+def _object_array(p, t):
+    write_zip(p, {**members(p), "param/Why.npy": npy(np.array([Payload(t / "marker")], dtype=object))})
+
+
+def _missing(p, t):
+    write_zip(p, {k: v for k, v in members(p).items() if k != "opt/v.Why.npy"})
+
+
+def _extra(p, t):
+    write_zip(p, {**members(p), "param/extra.npy": npy(np.zeros(3, np.float32))})
+
+
+def _shape(p, t):
+    write_zip(p, {**members(p), "param/Why.npy": npy(np.zeros((8, 6), np.float32))})
+
+
+def _dtype(p, t):
+    write_zip(p, {**members(p), "param/by.npy": npy(np.zeros(5, np.int64))})
+
+
+def _version(p, t):
+    write_zip(p, with_meta(p, lambda m: m.update(format_version=99)))
+
+
+def _hidden(p, t):
+    write_zip(p, with_meta(p, lambda m: m["model"].update(hidden_size=9)))
+
+
+def _layers(p, t):
+    write_zip(p, with_meta(p, lambda m: m["model"].update(n_layers=10**12)))
+
+
+def _progress(p, t):
+    write_zip(p, with_meta(p, lambda m: m["progress"].update(step="7")))
+
+
+def _rng(p, t):
+    write_zip(p, with_meta(p, lambda m: m["rng_state"].update(bit_generator="MT19937")))
+
+
+def _header_bomb(p, t):
+    write_zip(p, {**members(p), "param/Why.npy": npy_header((2**40,))})
+
+
+def _meta_bomb(p, t):
+    write_zip(p, {**members(p), "meta.npy": npy_header((2**40,), "|u1")})
 
 
 def _zip_bomb(p, t):
     # 64 MB of zeros that deflate to about 64 KB
-    write_zip(p, {**members(p), "param/Why.npy": npy_header((2 ** 24,)) + bytes(2 ** 26)}, {"param/Why.npy"})
-
+    write_zip(p, {**members(p), "param/Why.npy": npy_header((2**24,)) + bytes(2**26)}, {"param/Why.npy"})
 
 
 def _declared_size(p, t):
     """A stored member whose directory entry claims 1 GB: sizes are checked against the file."""
     data = bytearray(p.read_bytes())
     entry = data.rindex(b"PK\x01\x02")  # the last central directory entry
-    data[entry + 20:entry + 28] = struct.pack("<II", 2 ** 30, 2 ** 30)
+    data[entry + 20 : entry + 28] = struct.pack("<II", 2**30, 2**30)
     p.write_bytes(bytes(data))
 
 
@@ -157,7 +215,6 @@ REFUSED = {
     "future version": (_version, "format_version 99 is not supported"),
     "config contradicts arrays": (_hidden, "has shape (5, 32) but the configuration implies (5, 36)"),
     "endless layers": (_layers, "model.n_layers 1000000000000 implies more arrays than the 29 in the file"),
-
     "malformed progress": (_progress, "progress field 'step' is '7', not a count"),
     "malformed rng state": (_rng, "metadata field 'rng_state' is malformed"),
     "huge declared shape": (_header_bomb, "has shape (1099511627776,) but the configuration implies"),
@@ -202,18 +259,19 @@ def test_non_regular_file_is_refused_without_blocking(tmp_path):
 
 # ------------------------------------------------------------------------ fuzz
 
+
 def _mutations(src: bytes, path, rng: random.Random):
     """Truncations, bit flips, random overwrites, flips in the zip headers, and
     re-zipped archives with an edited .npy header or metadata value (valid CRCs)."""
     headers = [i for i in range(len(src)) if src.startswith((b"PK\x03\x04", b"PK\x01\x02"), i)]
     entries = members(path)
     meta = json.loads(np.load(io.BytesIO(entries["meta.npy"])).tobytes())
-    values = [None, -1, 0, 1, 2 ** 40, 1e308, float("nan"), "x", "", [], {}, True, "\ud800"]
+    values = [None, -1, 0, 1, 2**40, 1e308, float("nan"), "x", "", [], {}, True, "\ud800"]
     for _ in range(FUZZ_MUTATIONS):
         data = bytearray(src)
         kind = rng.choice(["truncate", "flip", "overwrite", "zip header", "npy header", "meta"])
         if kind == "truncate":
-            del data[rng.randrange(len(data)):]
+            del data[rng.randrange(len(data)) :]
         elif kind == "flip":
             data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
         elif kind == "overwrite":
@@ -264,20 +322,27 @@ def test_fuzz_every_load_succeeds_exactly_or_raises_checkpoint_error(saved, tmp_
 
 # ---------------------------------------------------------------------- saving
 
+
 def _enospc(*args, **kwargs):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
-@pytest.mark.parametrize("where,message", [
-    ("savez", "disk full while saving"), ("fsync", "disk full while saving"),
-    ("replace", "cannot save"),
-])
+@pytest.mark.parametrize(
+    "where,message",
+    [
+        ("savez", "disk full while saving"),
+        ("fsync", "disk full while saving"),
+        ("replace", "cannot save"),
+    ],
+)
 def test_failed_save_keeps_the_previous_checkpoint(where, message, saved, monkeypatch):
     before = sha256(saved)
     if where == "savez":
+
         def partial_write(f, **arrays):  # a few bytes reach the temp file, then the disk is full
             f.write(b"PK\x03\x04partial")
             _enospc()
+
         monkeypatch.setattr(checkpoint.np, "savez", partial_write)
     elif where == "fsync":
         monkeypatch.setattr(checkpoint.os, "fsync", _enospc)
@@ -316,8 +381,7 @@ def test_prune_keeps_the_newest_and_deletes_after_the_new_one_exists(tmp_path, m
     for i, step in enumerate([10, 20, 30, 5, 40]):  # step 5 was written after resuming an older run
         p = tmp_path / f"step-{step:08d}.npz"
         p.write_bytes(b"x")
-        os.utime(p, ns=(i * 10 ** 9, i * 10 ** 9))
+        os.utime(p, ns=(i * 10**9, i * 10**9))
     (tmp_path / "step-notmine.npz").write_bytes(b"x")
     checkpoint.prune_steps(str(tmp_path), 2)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000005.npz", "step-00000040.npz",
-                                                          "step-notmine.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000005.npz", "step-00000040.npz", "step-notmine.npz"]

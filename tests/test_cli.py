@@ -3,9 +3,9 @@
 import json
 
 import pytest
+from helpers import TINY
 
 from charrnn.cli import cli
-from helpers import TINY
 
 SMALL = [*TINY, "--eval-every", "60", "--max-steps", "120"]  # a model that has learned a little
 
@@ -32,8 +32,7 @@ def test_train_writes_checkpoints_and_reports(runner, trained):
 
 
 def test_train_stdout_is_clean_and_json_summary(runner, tiny_corpus, tmp_path):
-    result = runner.invoke(cli, ["train", str(tiny_corpus), "--checkpoint-dir", str(tmp_path / "c"),
-                                 *SMALL, "--json"])
+    result = runner.invoke(cli, ["train", str(tiny_corpus), "--checkpoint-dir", str(tmp_path / "c"), *SMALL, "--json"])
     assert result.exit_code == 0
     summary = json.loads(result.stdout)
     assert summary["steps"] == 120 and summary["best_val_bpc"] > 0
@@ -51,15 +50,17 @@ def test_sample_is_deterministic_and_continues_the_seed(runner, trained):
 
 
 def test_sample_greedy_and_stop(runner, trained):
-    result = runner.invoke(cli, ["sample", "-c", str(trained / "best.npz"), "-s", "The", "-n", "300",
-                                 "--stop", " ", "--greedy"])
+    result = runner.invoke(
+        cli, ["sample", "-c", str(trained / "best.npz"), "-s", "The", "-n", "300", "--stop", " ", "--greedy"]
+    )
     assert result.exit_code == 0
     assert result.stdout.endswith(" ") and result.stdout.count(" ") == 1
 
 
 def test_sample_num_samples_json(runner, trained):
-    result = runner.invoke(cli, ["sample", "-c", str(trained), "-s", "a", "-n", "20",
-                                 "--num-samples", "3", "--json", "--rng-seed", "0"])
+    result = runner.invoke(
+        cli, ["sample", "-c", str(trained), "-s", "a", "-n", "20", "--num-samples", "3", "--json", "--rng-seed", "0"]
+    )
     assert result.exit_code == 0
     objs = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(objs) == 3 and all(o["seed"] == "a" and len(o["text"]) == 20 for o in objs)

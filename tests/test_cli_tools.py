@@ -7,10 +7,10 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-
-from charrnn.cli import cli
 from helpers import TINY as _TINY
 from helpers import make_text
+
+from charrnn.cli import cli
 
 TINY = [*_TINY, "--eval-every", "10", "--max-steps", "30", "--dropout", "0"]  # a model that has learned a little
 
@@ -26,8 +26,7 @@ def run(tmp_path_factory):
     return tmp / "ck", corpus
 
 
-@pytest.mark.parametrize("command", [["eval"], ["info"], ["plot"], ["corpus"], ["corpus", "list"],
-                                     ["corpus", "get"]])
+@pytest.mark.parametrize("command", [["eval"], ["info"], ["plot"], ["corpus"], ["corpus", "list"], ["corpus", "get"]])
 def test_help_has_examples(runner, command):
     result = runner.invoke(cli, [*command, "--help"])
     assert result.exit_code == 0 and "Examples:" in result.output and "charrnn " in result.output
@@ -101,8 +100,16 @@ def test_info_text_and_json(runner, run):
     result = runner.invoke(cli, ["info", str(ck)])
     assert result.exit_code == 0 and result.stderr == ""
     fields = {line.split()[0]: line for line in result.stdout.splitlines()}
-    assert set(fields) == {"checkpoint", "model", "parameters", "vocabulary", "training", "progress",
-                           "validation", "corpus"}
+    assert set(fields) == {
+        "checkpoint",
+        "model",
+        "parameters",
+        "vocabulary",
+        "training",
+        "progress",
+        "validation",
+        "corpus",
+    }
     assert "lstm, 1 layer(s) x 12 hidden units" in fields["model"]
     assert "30 steps" in fields["progress"] and "bits/char" in fields["validation"]
     assert str(corpus) in fields["corpus"] and "5,000 chars" in fields["corpus"]
@@ -115,15 +122,13 @@ def test_info_text_and_json(runner, run):
 def test_train_quiet_and_json_keep_streams_apart(runner, tmp_path):
     corpus = tmp_path / "t.txt"
     corpus.write_text(make_text(3000))
-    result = runner.invoke(cli, ["train", str(corpus), "--checkpoint-dir", str(tmp_path / "c"), *TINY,
-                                 "--json", "-q"])
+    result = runner.invoke(cli, ["train", str(corpus), "--checkpoint-dir", str(tmp_path / "c"), *TINY, "--json", "-q"])
     assert result.exit_code == 0 and result.stderr == ""
     summary = json.loads(result.stdout)
     assert summary["status"] == "ok" and summary["checkpoint_dir"] == str(tmp_path / "c")
     records = [json.loads(line) for line in (tmp_path / "c" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [10, 20, 30]
-    assert set(records[0]) >= {"step", "epoch", "elapsed", "lr", "train_loss", "val_loss", "val_bpc",
-                               "chars_per_s"}
+    assert set(records[0]) >= {"step", "epoch", "elapsed", "lr", "train_loss", "val_loss", "val_bpc", "chars_per_s"}
 
 
 def test_plot_draws_a_png(runner, run, tmp_path):
@@ -140,8 +145,10 @@ def test_plot_reads_what_a_crash_left(tmp_path):
     from charrnn.metrics import read as read_metrics
 
     # a run resumed from its step-10 checkpoint after reaching step 30, then killed mid-write
-    lines = [{"step": s, "val_loss": v, "train_loss": 2.1, "elapsed": s}
-             for s, v in ((10, 2.0), (20, 2.0), (30, 2.0), (20, 1.5), (30, 1.4))]
+    lines = [
+        {"step": s, "val_loss": v, "train_loss": 2.1, "elapsed": s}
+        for s, v in ((10, 2.0), (20, 2.0), (30, 2.0), (20, 1.5), (30, 1.4))
+    ]
     (tmp_path / "metrics.jsonl").write_text("\n".join(map(json.dumps, lines)) + '\n{"step": 4')
     records, skipped = read_metrics(str(tmp_path))
     assert [(r["step"], r["val_loss"]) for r in records] == [(10, 2.0), (20, 1.5), (30, 1.4)]

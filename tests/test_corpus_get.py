@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from charrnn import catalogue
-from charrnn.data import file_sha256
 from charrnn.cli import cli
+from charrnn.data import file_sha256
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 BODY = b"First Citizen:\nBefore we proceed any further, hear me speak.\n" * 200
@@ -47,8 +47,14 @@ def server(tmp_path):
 
 def use_catalogue(monkeypatch, tmp_path, url, body=BODY, sha=None):
     """Point charrnn at a one-entry catalogue describing ``body`` at ``url``."""
-    entry = {"name": "tiny", "file": "tiny.txt", "url": url, "bytes": len(body),
-             "sha256": sha or hashlib.sha256(body).hexdigest(), "description": "test corpus"}
+    entry = {
+        "name": "tiny",
+        "file": "tiny.txt",
+        "url": url,
+        "bytes": len(body),
+        "sha256": sha or hashlib.sha256(body).hexdigest(),
+        "description": "test corpus",
+    }
     path = tmp_path / "catalogue.json"
     path.write_text(json.dumps([entry]))
     monkeypatch.setattr(catalogue, "CATALOGUE", str(path))
@@ -60,8 +66,9 @@ def test_list_shows_the_catalogue(runner, tmp_path):
     assert "tinyshakespeare" in result.stdout and "1.1 MB" in result.stdout
     entries = [json.loads(line) for line in runner.invoke(cli, ["corpus", "list", "--json"]).stdout.splitlines()]
     shakespeare = next(e for e in entries if e["name"] == "tinyshakespeare")
-    assert shakespeare["url"] == ("https://raw.githubusercontent.com/karpathy/char-rnn/master/"
-                                  "data/tinyshakespeare/input.txt")
+    assert shakespeare["url"] == (
+        "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+    )
     assert shakespeare["bytes"] == 1115394
     assert shakespeare["sha256"] == "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 
@@ -127,8 +134,9 @@ def test_mirror_with_a_bad_copy_is_refused(runner, tmp_path, monkeypatch):
 @pytest.mark.skipif(not (SHARED / "names.txt").is_file(), reason="../shared/corpora is not available")
 def test_mirror_from_shared_corpora_via_environment(runner, tmp_path):
     dest = tmp_path / "corpora"
-    result = runner.invoke(cli, ["corpus", "get", "names", "tinyshakespeare", "-d", str(dest)],
-                           env={"CHARRNN_CORPUS_MIRROR": str(SHARED)})
+    result = runner.invoke(
+        cli, ["corpus", "get", "names", "tinyshakespeare", "-d", str(dest)], env={"CHARRNN_CORPUS_MIRROR": str(SHARED)}
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout.split() == [str(dest / "names.txt"), str(dest / "tinyshakespeare.txt")]
     assert file_sha256(dest / "tinyshakespeare.txt") == catalogue.lookup("tinyshakespeare").sha256

@@ -52,8 +52,9 @@ def _max_rel_error(cell, n_layers, dropout, seed):
 def test_gradients_match_finite_differences(cell, n_layers):
     for seed in range(3):
         worst = _max_rel_error(cell, n_layers, dropout=0.0, seed=seed)
-        assert set(worst) == set(model.param_shapes(ModelConfig(cell=cell, vocab_size=3, n_layers=n_layers,
-                                                            hidden_size=2)))
+        assert set(worst) == set(
+            model.param_shapes(ModelConfig(cell=cell, vocab_size=3, n_layers=n_layers, hidden_size=2))
+        )
         bad = {k: v for k, v in worst.items() if v > 1e-6}
         assert not bad, f"relative errors above 1e-6: {bad}"
 

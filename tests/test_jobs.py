@@ -5,10 +5,10 @@ import json
 import os
 
 import pytest
+from helpers import TINY, make_text
 
 from charrnn.cli import cli
 from charrnn.lock import RunLock
-from helpers import TINY, make_text
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def test_one_bad_corpus_of_three(runner, corpora, tmp_path):
     assert not (out / "bad").exists()  # a corpus that failed before training leaves nothing behind
     err = result.stderr.splitlines()
     header = next(i for i, line in enumerate(err) if line.startswith("corpus "))
-    table = err[header:header + 4]
+    table = err[header : header + 4]
     assert "best val bits/char" in table[0] and "checkpoint" in table[0] and "result" in table[0]
     assert table[1].startswith(str(corpora[0])) and table[1].endswith("ok") and " 10 " in table[1]
     assert table[2].startswith(str(corpora[1])) and "failed: " in table[2]
@@ -41,17 +41,18 @@ def test_one_bad_corpus_of_three(runner, corpora, tmp_path):
 
 
 def test_quiet_batch_keeps_failures_and_the_error_line(runner, corpora, tmp_path):
-    result = runner.invoke(cli, ["train", *map(str, corpora), "--checkpoint-dir", str(tmp_path / "r"),
-                                 *TINY, "-q"])
+    result = runner.invoke(cli, ["train", *map(str, corpora), "--checkpoint-dir", str(tmp_path / "r"), *TINY, "-q"])
     assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr.splitlines() == [
         f"{corpora[1]}: failed: " + result.stderr.split(": failed: ")[1].splitlines()[0],
-        f"Error: 1 of 3 corpora failed: {corpora[1]}"]
+        f"Error: 1 of 3 corpora failed: {corpora[1]}",
+    ]
 
 
 def test_a_missing_path_fails_before_anything_trains(runner, corpora, tmp_path):
-    result = runner.invoke(cli, ["train", str(corpora[0]), str(tmp_path / "typo.txt"),
-                                 "--checkpoint-dir", str(tmp_path / "r"), *TINY])
+    result = runner.invoke(
+        cli, ["train", str(corpora[0]), str(tmp_path / "typo.txt"), "--checkpoint-dir", str(tmp_path / "r"), *TINY]
+    )
     assert result.exit_code == 2 and not (tmp_path / "r").exists()
 
 
@@ -81,12 +82,15 @@ def test_a_locked_directory_is_refused_unless_forced(runner, corpora, tmp_path):
         refused = runner.invoke(cli, ["train", str(corpora[0]), "--checkpoint-dir", str(ck), *TINY])
         forced = runner.invoke(cli, ["train", str(corpora[0]), "--checkpoint-dir", str(ck), *TINY, "--force"])
     assert refused.exit_code == 1
-    assert refused.stderr == (f"Error: checkpoint directory {ck} is in use by another charrnn run "
-                              f"(pid {os.getpid()}); use --force to train there anyway, or choose "
-                              f"another --checkpoint-dir\n")
+    assert refused.stderr == (
+        f"Error: checkpoint directory {ck} is in use by another charrnn run "
+        f"(pid {os.getpid()}); use --force to train there anyway, or choose "
+        f"another --checkpoint-dir\n"
+    )
     assert forced.exit_code == 0 and "training there anyway (--force)" in forced.stderr
-    again = runner.invoke(cli, ["train", str(corpora[0]), "--checkpoint-dir", str(ck), *TINY,
-                                "--resume", "--max-steps", "12", "-q"])
+    again = runner.invoke(
+        cli, ["train", str(corpora[0]), "--checkpoint-dir", str(ck), *TINY, "--resume", "--max-steps", "12", "-q"]
+    )
     assert again.exit_code == 0, again.output  # released at the end of the run
 
 
@@ -109,8 +113,9 @@ def test_temp_files_of_a_killed_save_are_swept_only_by_the_lock_holder(runner, c
     with RunLock(str(ck)):
         forced = runner.invoke(cli, ["train", str(corpora[0]), "--checkpoint-dir", str(ck), *TINY, "--force"])
     assert forced.exit_code == 0 and all(p.exists() for p in stale)
-    result = runner.invoke(cli, ["train", str(corpora[0]), "--checkpoint-dir", str(ck), *TINY,
-                                "--resume", "--max-steps", "12"])
+    result = runner.invoke(
+        cli, ["train", str(corpora[0]), "--checkpoint-dir", str(ck), *TINY, "--resume", "--max-steps", "12"]
+    )
     assert result.exit_code == 0, result.output
     assert not any(p.exists() for p in stale) and keep.read_text() == "mine"
     assert "removed .ckpt-x1y2.tmp, left by an interrupted save" in result.stderr

@@ -6,10 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from charrnn import data
-from charrnn import evaluation
-from charrnn import training
-from charrnn.config import ModelConfig, TrainConfig
+from charrnn import data, evaluation, training
+from charrnn.config import TrainConfig
 
 LETTERS = "abcd"
 GAPS = (3, 4, 5)
@@ -42,10 +40,10 @@ def memoryless_rate() -> float:
 def test_learns_to_the_entropy(tmp_path, cell, steps):
     text = copy_corpus(6000, seed=1)
     ids, vocab = data.load_corpus(_write(tmp_path, text))
-    tc = TrainConfig(seq_len=32, batch_size=16, lr=3e-2, max_steps=steps, time_limit=0,
-                     eval_every=10**6, rng_seed=0)
-    run = training.prepare(_write(tmp_path, text), dict(cell=cell, hidden_size=32, n_layers=1, dropout=0.0),
-                    tc, str(tmp_path / "ck"))
+    tc = TrainConfig(seq_len=32, batch_size=16, lr=3e-2, max_steps=steps, time_limit=0, eval_every=10**6, rng_seed=0)
+    run = training.prepare(
+        _write(tmp_path, text), dict(cell=cell, hidden_size=32, n_layers=1, dropout=0.0), tc, str(tmp_path / "ck")
+    )
     st = training.new_state(run)
     streams = data.Streams(run.train_ids, tc.batch_size, tc.seq_len)
     for _ in range(steps):

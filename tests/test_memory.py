@@ -27,8 +27,9 @@ print(ok, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 def _faults(mode, env_extra=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_TUNABLES"))}
     env.update(env_extra or {})
-    out = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True,
-                         env=env, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, mode], capture_output=True, text=True, env=env, check=True
+    ).stdout.split()
     return out[0] == "True", int(out[1])
 
 

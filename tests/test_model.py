@@ -26,8 +26,10 @@ def test_batched_equals_unbatched(cell):
     logits, _, _ = model.forward(params, cfg, x, model.init_hidden(cfg, B, np.float64))
     single_losses, single_grads = [], []
     for b in range(B):
-        lb, gb, sb = model.loss_and_grads(params, cfg, x[b:b + 1], y[b:b + 1], model.init_hidden(cfg, 1, np.float64))
-        logit_b, _, _ = model.forward(params, cfg, x[b:b + 1], model.init_hidden(cfg, 1, np.float64))
+        lb, gb, sb = model.loss_and_grads(
+            params, cfg, x[b : b + 1], y[b : b + 1], model.init_hidden(cfg, 1, np.float64)
+        )
+        logit_b, _, _ = model.forward(params, cfg, x[b : b + 1], model.init_hidden(cfg, 1, np.float64))
         np.testing.assert_allclose(logit_b[:, 0], logits[:, b], rtol=1e-12, atol=1e-12)
         for k in range(cfg.n_layers):
             for s_all, s_one in zip(state[k], sb[k]):

@@ -10,8 +10,8 @@ weights.
 
 import numpy as np
 import pytest
-
 import reference
+
 from charrnn import model
 from charrnn.config import ModelConfig
 from charrnn.stepper import Stepper
@@ -66,7 +66,7 @@ def _torch_logits(torch, params, cfg, x, state):
     order = {"rnn": [0], "lstm": [0, 1, 3, 2], "gru": [0, 1, 2]}[cfg.cell]
 
     def blocks(w):  # (in, G) columns in charrnn's order -> (G, in) rows in PyTorch's
-        return np.concatenate([w[..., j * H:(j + 1) * H] for j in order], axis=-1).T
+        return np.concatenate([w[..., j * H : (j + 1) * H] for j in order], axis=-1).T
 
     with torch.no_grad():
         for k in range(L):
@@ -75,7 +75,7 @@ def _torch_logits(torch, params, cfg, x, state):
             getattr(rnn, f"bias_ih_l{k}").copy_(torch.from_numpy(blocks(params[f"l{k}.b"])))
             bhh = np.zeros(len(order) * H)
             if cfg.cell == "gru":
-                bhh[2 * H:] = params[f"l{k}.bhn"]  # PyTorch's b_hn sits inside r * (...), as bhn does
+                bhh[2 * H :] = params[f"l{k}.bhn"]  # PyTorch's b_hn sits inside r * (...), as bhn does
             getattr(rnn, f"bias_hh_l{k}").copy_(torch.from_numpy(bhh))
         onehot = torch.nn.functional.one_hot(torch.from_numpy(x.T.astype(np.int64)), V).double()  # (T,B,V)
         h0 = torch.from_numpy(np.stack([layer[0] for layer in state]))
@@ -105,7 +105,7 @@ def test_the_reference_is_not_charrnn():
     swapped = {k: v.copy() for k, v in params.items()}
     for name in ("l0.Wx", "l0.Wh", "l0.b"):
         w = swapped[name]
-        w[..., H:2 * H], w[..., 2 * H:3 * H] = params[name][..., 2 * H:3 * H], params[name][..., H:2 * H]
+        w[..., H : 2 * H], w[..., 2 * H : 3 * H] = params[name][..., 2 * H : 3 * H], params[name][..., H : 2 * H]
     ours, _, _ = model.forward(params, cfg, x, state)
     ref, _ = reference.forward(swapped, "lstm", 1, cfg.vocab_size, x, state)
     assert np.abs(ours - ref).max() > 1e-3

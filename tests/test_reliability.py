@@ -12,16 +12,11 @@ import subprocess
 import sys
 import time
 
-
 import numpy as np
 import pytest
-
-from charrnn import checkpoint
-from charrnn import data
-from charrnn import model
-from charrnn import training
-
 from helpers import fails, interrupt_at, leftovers, make_text, ok, run, sha256, train
+
+from charrnn import checkpoint, data, model, training
 
 
 @pytest.fixture
@@ -39,6 +34,7 @@ def trained(corpus, tmp_path):
 
 
 # ------------------------------------------------------------------ input files
+
 
 def test_missing_file(tmp_path):
     fails(run("train", tmp_path / "nope.txt"), 2, f"{tmp_path / 'nope.txt'}: no such file")
@@ -66,15 +62,36 @@ def test_empty_file(tmp_path):
 
 def test_text_shorter_than_one_chunk(tmp_path):
     (tmp_path / "ab.txt").write_text("ab")
-    fails(run("train", tmp_path / "ab.txt", "--seq-len", "25", "--batch-size", "32", "--checkpoint-dir", tmp_path / "ck"), 1,
-          "has 2 characters", "--batch-size 32 and --seq-len 25 need at least 832",
-          "lower --batch-size or --seq-len")
+    fails(
+        run("train", tmp_path / "ab.txt", "--seq-len", "25", "--batch-size", "32", "--checkpoint-dir", tmp_path / "ck"),
+        1,
+        "has 2 characters",
+        "--batch-size 32 and --seq-len 25 need at least 832",
+        "lower --batch-size or --seq-len",
+    )
 
 
 def test_single_distinct_character_trains_and_samples_it(tmp_path):
     (tmp_path / "a.txt").write_text("a" * 500)
-    result = ok(run("train", tmp_path / "a.txt", "--checkpoint-dir", tmp_path / "ck", "--hidden-size", "8",
-                    "--seq-len", "8", "--batch-size", "3", "--max-steps", "6", "--time-limit", "0", "--json"))
+    result = ok(
+        run(
+            "train",
+            tmp_path / "a.txt",
+            "--checkpoint-dir",
+            tmp_path / "ck",
+            "--hidden-size",
+            "8",
+            "--seq-len",
+            "8",
+            "--batch-size",
+            "3",
+            "--max-steps",
+            "6",
+            "--time-limit",
+            "0",
+            "--json",
+        )
+    )
     assert "holds a single distinct character, 'a'; the model can only learn to repeat it" in result.stderr
     assert '"best_val_loss": 0.0' in result.stdout  # exactly zero: no NaN, no division by zero
     ckpt = checkpoint.load(str(tmp_path / "ck" / checkpoint.LATEST))
@@ -86,8 +103,12 @@ def test_single_distinct_character_trains_and_samples_it(tmp_path):
 def test_bytes_invalid_in_the_encoding(raw, byte, offset, tmp_path):
     path = tmp_path / "latin.txt"
     path.write_bytes(raw * 100)
-    fails(train(path, tmp_path / "ck"), 1, f"{path} is not valid utf-8: byte {byte} at offset {offset} "
-          f"cannot be decoded; if the file uses another encoding, pass it with --encoding")
+    fails(
+        train(path, tmp_path / "ck"),
+        1,
+        f"{path} is not valid utf-8: byte {byte} at offset {offset} "
+        f"cannot be decoded; if the file uses another encoding, pass it with --encoding",
+    )
     ok(train(path, tmp_path / "ck", "--encoding", "cp1252"))
 
 
@@ -95,11 +116,14 @@ def test_unknown_encoding(corpus, tmp_path):
     fails(train(corpus, tmp_path / "ck", "--encoding", "klingon"), 1, "unknown encoding 'klingon'")
 
 
-@pytest.mark.parametrize("content,message", [
-    (np.random.default_rng(0).bytes(3000), "and contains NUL bytes: it looks like a binary file, not text"),
-    (b"GIF89a" + b"\x00\x01" * 500, "contains NUL bytes: it looks like a binary file, not text"),
-    ("utf-16 text ".encode("utf-16") * 50, "starts with a UTF-16 byte-order mark: pass --encoding utf-16"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (np.random.default_rng(0).bytes(3000), "and contains NUL bytes: it looks like a binary file, not text"),
+        (b"GIF89a" + b"\x00\x01" * 500, "contains NUL bytes: it looks like a binary file, not text"),
+        ("utf-16 text ".encode("utf-16") * 50, "starts with a UTF-16 byte-order mark: pass --encoding utf-16"),
+    ],
+)
 def test_binary_files(content, message, tmp_path):
     path = tmp_path / "file.bin"
     path.write_bytes(content)
@@ -109,7 +133,7 @@ def test_binary_files(content, message, tmp_path):
 def test_bom_and_line_ends_policy(tmp_path):
     """A UTF-8 BOM at the very start is dropped, CRLF becomes LF, a lone CR stays, and
     every other character (a BOM later on, emoji, combining marks) is kept exactly."""
-    text = "l\u00e9a\u0301 \U0001F642\r\nold mac\rline\r\nmid\ufeffdle\n"
+    text = "l\u00e9a\u0301 \U0001f642\r\nold mac\rline\r\nmid\ufeffdle\n"
     path = tmp_path / "t.txt"
     path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
     ids, vocab = data.load_corpus(str(path))
@@ -130,26 +154,44 @@ def test_crlf_file_trains_to_a_model_without_cr(tmp_path):
 
 # --------------------------------------------------------------------- options
 
-@pytest.mark.parametrize("args,flag", [
-    (["train", "X", "--seq-len", "0"], "--seq-len"), (["train", "X", "--seq-len", "-3"], "--seq-len"),
-    (["train", "X", "--batch-size", "0"], "--batch-size"), (["train", "X", "--hidden-size", "0"], "--hidden-size"),
-    (["train", "X", "--layers", "-1"], "--layers"), (["train", "X", "--max-steps", "-1"], "--max-steps"),
-    (["train", "X", "--val-frac", "0"], "--val-frac"), (["train", "X", "--val-frac", "1"], "--val-frac"),
-    (["train", "X", "--val-frac", "1.5"], "--val-frac"), (["train", "X", "--val-frac", "nan"], "--val-frac"),
-    (["train", "X", "--lr", "0"], "--lr"), (["train", "X", "--lr", "inf"], "--lr"),
-    (["train", "X", "--dropout", "1"], "--dropout"), (["train", "X", "--clip", "nan"], "--clip"),
-    (["train", "X", "--time-limit", "soon"], "--time-limit"), (["train", "X", "--keep-last", "-1"], "--keep-last"),
-    (["sample", "-n", "-5"], "--length"), (["sample", "-t", "0"], "--temperature"),
-    (["sample", "-t", "-1"], "--temperature"), (["sample", "-t", "nan"], "--temperature"),
-    (["sample", "-k", "-1"], "--top-k"), (["sample", "--num-samples", "0"], "--num-samples"),
-])
+
+@pytest.mark.parametrize(
+    "args,flag",
+    [
+        (["train", "X", "--seq-len", "0"], "--seq-len"),
+        (["train", "X", "--seq-len", "-3"], "--seq-len"),
+        (["train", "X", "--batch-size", "0"], "--batch-size"),
+        (["train", "X", "--hidden-size", "0"], "--hidden-size"),
+        (["train", "X", "--layers", "-1"], "--layers"),
+        (["train", "X", "--max-steps", "-1"], "--max-steps"),
+        (["train", "X", "--val-frac", "0"], "--val-frac"),
+        (["train", "X", "--val-frac", "1"], "--val-frac"),
+        (["train", "X", "--val-frac", "1.5"], "--val-frac"),
+        (["train", "X", "--val-frac", "nan"], "--val-frac"),
+        (["train", "X", "--lr", "0"], "--lr"),
+        (["train", "X", "--lr", "inf"], "--lr"),
+        (["train", "X", "--dropout", "1"], "--dropout"),
+        (["train", "X", "--clip", "nan"], "--clip"),
+        (["train", "X", "--time-limit", "soon"], "--time-limit"),
+        (["train", "X", "--keep-last", "-1"], "--keep-last"),
+        (["sample", "-n", "-5"], "--length"),
+        (["sample", "-t", "0"], "--temperature"),
+        (["sample", "-t", "-1"], "--temperature"),
+        (["sample", "-t", "nan"], "--temperature"),
+        (["sample", "-k", "-1"], "--top-k"),
+        (["sample", "--num-samples", "0"], "--num-samples"),
+    ],
+)
 def test_invalid_option_values_are_usage_errors(args, flag, corpus):
-    fails(run(*[str(corpus) if a == "X" else a for a in args]), 2, f"Invalid value for", flag)
+    fails(run(*[str(corpus) if a == "X" else a for a in args]), 2, "Invalid value for", flag)
 
 
 def test_seed_with_unknown_characters_and_empty_seed(trained):
-    fails(run("sample", "-c", trained, "--seed", "the \u00e9\u2603"), 2,
-          "Error: the seed contains characters the model never saw: '\u00e9', '\u2603'")
+    fails(
+        run("sample", "-c", trained, "--seed", "the \u00e9\u2603"),
+        2,
+        "Error: the seed contains characters the model never saw: '\u00e9', '\u2603'",
+    )
 
     assert ok(run("sample", "-c", trained, "--seed", "", "-n", "5")).stdout.startswith("\n")
 
@@ -163,14 +205,19 @@ def test_extreme_temperatures_give_text_without_warnings(trained):
 def test_sample_before_any_training(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     fails(run("sample"), 1, "no checkpoint found under checkpoints/; run `charrnn train FILE` first")
-    fails(run("sample", "-c", tmp_path / "run"), 1, f"no checkpoint at {tmp_path / 'run'}; run `charrnn train FILE` first")
+    fails(
+        run("sample", "-c", tmp_path / "run"), 1, f"no checkpoint at {tmp_path / 'run'}; run `charrnn train FILE` first"
+    )
 
 
 def test_unwritable_checkpoint_dir_is_detected_before_training(corpus, tmp_path):
     (tmp_path / "afile").write_text("x")  # a directory below a regular file cannot exist, even for root
     line = fails(train(corpus, tmp_path / "afile" / "sub"), 1)
-    assert re.fullmatch(rf"Error: checkpoint directory {tmp_path / 'afile' / 'sub'} is not writable: "
-                        r"Not a directory; choose another with --checkpoint-dir", line)
+    assert re.fullmatch(
+        rf"Error: checkpoint directory {tmp_path / 'afile' / 'sub'} is not writable: "
+        r"Not a directory; choose another with --checkpoint-dir",
+        line,
+    )
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores permissions")
@@ -180,6 +227,7 @@ def test_read_only_checkpoint_dir(corpus, tmp_path):
 
 
 # ------------------------------------------------------------- faults in training
+
 
 def test_ctrl_c_saves_the_last_step_and_says_how_to_resume(corpus, tmp_path, monkeypatch):
     ck = tmp_path / "my ck"  # a space: the printed command must still work when pasted
@@ -193,9 +241,26 @@ def test_ctrl_c_saves_the_last_step_and_says_how_to_resume(corpus, tmp_path, mon
         saves.append(path)
 
     monkeypatch.setattr(checkpoint, "save", save_and_press_ctrl_c_again)
-    line = fails(run("train", corpus, "--checkpoint-dir", ck, "--hidden-size", "8", "--seq-len", "8",
-                     "--batch-size", "3", "--max-steps", "0", "--time-limit", "0"), 130,
-                 f"Error: interrupted by SIGINT at step 7; saved {ck / checkpoint.LATEST}; resume with: charrnn train ")
+    line = fails(
+        run(
+            "train",
+            corpus,
+            "--checkpoint-dir",
+            ck,
+            "--hidden-size",
+            "8",
+            "--seq-len",
+            "8",
+            "--batch-size",
+            "3",
+            "--max-steps",
+            "0",
+            "--time-limit",
+            "0",
+        ),
+        130,
+        f"Error: interrupted by SIGINT at step 7; saved {ck / checkpoint.LATEST}; resume with: charrnn train ",
+    )
     assert saves == [str(ck / checkpoint.LATEST), str(ck / checkpoint.BEST)] and leftovers(ck) == []
     assert checkpoint.load(str(ck / checkpoint.LATEST)).progress["step"] == 7
     monkeypatch.undo()
@@ -207,14 +272,31 @@ def test_ctrl_c_saves_the_last_step_and_says_how_to_resume(corpus, tmp_path, mon
 
 
 def _python_charrnn(*args, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "charrnn", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "charrnn", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs
+    )
 
 
 def test_sigterm_in_a_real_process(corpus, tmp_path):
     ck = tmp_path / "ck"
-    proc = _python_charrnn("train", corpus, "--checkpoint-dir", ck, "--hidden-size", "8", "--seq-len", "8",
-                           "--batch-size", "3", "--max-steps", "0", "--time-limit", "0", "--eval-every", "3")
+    proc = _python_charrnn(
+        "train",
+        corpus,
+        "--checkpoint-dir",
+        ck,
+        "--hidden-size",
+        "8",
+        "--seq-len",
+        "8",
+        "--batch-size",
+        "3",
+        "--max-steps",
+        "0",
+        "--time-limit",
+        "0",
+        "--eval-every",
+        "3",
+    )
     try:
         for _ in range(600):  # the first checkpoint proves the signal handlers are installed
             if (ck / checkpoint.LATEST).exists() or proc.poll() is not None:
@@ -226,8 +308,9 @@ def test_sigterm_in_a_real_process(corpus, tmp_path):
         proc.kill()
     last = err.decode().splitlines()[-1]
     assert proc.returncode == 143 and out == b"", err.decode()
-    step = int(re.match(r"Error: interrupted by SIGTERM at step (\d+); saved .*; resume with: charrnn train ",
-                        last).group(1))
+    step = int(
+        re.match(r"Error: interrupted by SIGTERM at step (\d+); saved .*; resume with: charrnn train ", last).group(1)
+    )
     assert checkpoint.load(str(ck / checkpoint.LATEST)).progress["step"] == step and leftovers(ck) == []
 
 
@@ -251,8 +334,12 @@ def test_nan_stops_training_and_keeps_the_last_good_checkpoint(broken, corpus, t
     real_save = checkpoint.save
     monkeypatch.setattr(checkpoint, "save", lambda ckpt, path: (real_save(ckpt, path), shas.append(sha256(path))))
     what = "loss became nan" if broken == "loss" else "gradient norm became inf"
-    fails(train(corpus, tmp_path / "ck"), 1, f"Error: {what} at step 8 (lr=",
-          f"{tmp_path / 'ck' / checkpoint.LATEST} (step 5) was left as it was; try a lower --lr or a smaller --clip")
+    fails(
+        train(corpus, tmp_path / "ck"),
+        1,
+        f"Error: {what} at step 8 (lr=",
+        f"{tmp_path / 'ck' / checkpoint.LATEST} (step 5) was left as it was; try a lower --lr or a smaller --clip",
+    )
     assert sha256(tmp_path / "ck" / checkpoint.LATEST) == shas[0]  # latest, then best, at step 5
     assert checkpoint.load(str(tmp_path / "ck" / checkpoint.LATEST)).progress["step"] == 5
 
@@ -265,8 +352,11 @@ def test_disk_full_while_saving(trained, corpus, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(checkpoint.np, "savez", full)
-    fails(run("train", corpus, "--checkpoint-dir", trained, "--resume", "--max-steps", "15"), 1,
-          f"Error: disk full while saving {trained / checkpoint.LATEST}; the previous checkpoint was kept")
+    fails(
+        run("train", corpus, "--checkpoint-dir", trained, "--resume", "--max-steps", "15"),
+        1,
+        f"Error: disk full while saving {trained / checkpoint.LATEST}; the previous checkpoint was kept",
+    )
     assert sha256(trained / checkpoint.LATEST) == before and leftovers(trained) == []
     monkeypatch.undo()
     ok(run("train", corpus, "--checkpoint-dir", trained, "--resume", "--max-steps", "15", "-q"))
@@ -293,6 +383,7 @@ def test_keep_last_latest_and_best(corpus, tmp_path):
 
 # ---------------------------------------------------------------------- output
 
+
 def test_closed_stdout_pipe_while_sampling_ends_quietly(trained):
     proc = _python_charrnn("sample", "-c", trained, "-n", "100000")
     head = proc.stdout.read(10)
@@ -300,4 +391,3 @@ def test_closed_stdout_pipe_while_sampling_ends_quietly(trained):
     with proc.stderr:
         err = proc.stderr.read()
     assert proc.wait(timeout=60) == 0 and len(head) == 10 and err == b""
-

@@ -4,9 +4,9 @@ checkpoint untouched."""
 
 import numpy as np
 import pytest
+from helpers import fails, interrupt_at, make_text, ok, run, sha256, train
 
 from charrnn import checkpoint
-from helpers import TINY, fails, interrupt_at, make_text, ok, run, sha256, train
 
 N = 40  # steps before the interruption; 2N crosses an epoch boundary (74 chunks of 8 x 3)
 
@@ -32,14 +32,32 @@ def assert_same_run(a: checkpoint.Checkpoint, b: checkpoint.Checkpoint) -> None:
     assert a.rng_state == b.rng_state
 
 
-@pytest.mark.parametrize("cell,optimizer,batch", [("rnn", "sgd", 3), ("lstm", "adam", 3), ("gru", "rmsprop", 3),
-                                                  ("lstm", "adagrad", 3), ("gru", "adam", 16)])
+@pytest.mark.parametrize(
+    "cell,optimizer,batch",
+    [("rnn", "sgd", 3), ("lstm", "adam", 3), ("gru", "rmsprop", 3), ("lstm", "adagrad", 3), ("gru", "adam", 16)],
+)
 def test_interrupt_and_resume_equals_an_uninterrupted_run(cell, optimizer, batch, corpus, tmp_path, monkeypatch):
     # dropout > 0, so the generator's state matters; cosine lr over --max-steps 2N, so
     # the schedule's position matters; two layers, so all of the carried state matters;
     # a batch of 16 is split into shards that draw their own dropout masks
-    opts = ["--cell", cell, "--optimizer", optimizer, "--layers", "2", "--dropout", "0.3",
-            "--max-steps", 2 * N, "--eval-every", N, "--lr", "0.01", "--batch-size", batch]
+    opts = [
+        "--cell",
+        cell,
+        "--optimizer",
+        optimizer,
+        "--layers",
+        "2",
+        "--dropout",
+        "0.3",
+        "--max-steps",
+        2 * N,
+        "--eval-every",
+        N,
+        "--lr",
+        "0.01",
+        "--batch-size",
+        batch,
+    ]
 
     ok(train(corpus, tmp_path / "straight", *opts))
     with monkeypatch.context() as m:
@@ -47,7 +65,10 @@ def test_interrupt_and_resume_equals_an_uninterrupted_run(cell, optimizer, batch
         fails(train(corpus, tmp_path / "resumed", *opts), 130, f"at step {N}")
     assert checkpoint.load(tmp_path / "resumed" / checkpoint.LATEST).progress["step"] == N
     ok(run("train", corpus, "--checkpoint-dir", tmp_path / "resumed", "--resume", "-q"))
-    assert_same_run(checkpoint.load(str(tmp_path / "straight" / checkpoint.LATEST)), checkpoint.load(str(tmp_path / "resumed" / checkpoint.LATEST)))
+    assert_same_run(
+        checkpoint.load(str(tmp_path / "straight" / checkpoint.LATEST)),
+        checkpoint.load(str(tmp_path / "resumed" / checkpoint.LATEST)),
+    )
 
 
 def test_extending_max_steps_continues_exactly(corpus, tmp_path):
@@ -57,7 +78,10 @@ def test_extending_max_steps_continues_exactly(corpus, tmp_path):
     ok(train(corpus, tmp_path / "straight", *opts, "--max-steps", 2 * N))
     ok(train(corpus, tmp_path / "twice", *opts, "--max-steps", N))
     ok(run("train", corpus, "--checkpoint-dir", tmp_path / "twice", "--resume", "--max-steps", 2 * N, "-q"))
-    assert_same_run(checkpoint.load(str(tmp_path / "straight" / checkpoint.LATEST)), checkpoint.load(str(tmp_path / "twice" / checkpoint.LATEST)))
+    assert_same_run(
+        checkpoint.load(str(tmp_path / "straight" / checkpoint.LATEST)),
+        checkpoint.load(str(tmp_path / "twice" / checkpoint.LATEST)),
+    )
 
 
 @pytest.fixture
@@ -71,27 +95,58 @@ def test_resume_with_another_vocabulary_is_refused(trained, tmp_path):
     other = tmp_path / "other.txt"
     other.write_text(make_text(2000, seed=1).upper() + "@", encoding="utf-8")
     before = sha256(trained / checkpoint.LATEST)
-    fails(run("train", other, "--checkpoint-dir", trained, "--resume"), 1,
-          "vocabulary mismatch", "new characters '@', 'E'", "and ")
+    fails(
+        run("train", other, "--checkpoint-dir", trained, "--resume"),
+        1,
+        "vocabulary mismatch",
+        "new characters '@', 'E'",
+        "and ",
+    )
     assert sha256(trained / checkpoint.LATEST) == before
 
 
-@pytest.mark.parametrize("option,value,saved", [
-    ("--hidden-size", "16", "12"), ("--layers", "2", "1"), ("--cell", "gru", "lstm"),
-    ("--dropout", "0.5", "0.3"), ("--seq-len", "9", "8"), ("--batch-size", "4", "3"),
-    ("--optimizer", "sgd", "adam"), ("--lr", "0.1", "0.003"), ("--rng-seed", "7", "1234"),
-])
+@pytest.mark.parametrize(
+    "option,value,saved",
+    [
+        ("--hidden-size", "16", "12"),
+        ("--layers", "2", "1"),
+        ("--cell", "gru", "lstm"),
+        ("--dropout", "0.5", "0.3"),
+        ("--seq-len", "9", "8"),
+        ("--batch-size", "4", "3"),
+        ("--optimizer", "sgd", "adam"),
+        ("--lr", "0.1", "0.003"),
+        ("--rng-seed", "7", "1234"),
+    ],
+)
 def test_resume_with_contradicting_options_names_the_flag(trained, corpus, option, value, saved):
     before = sorted(p.name for p in trained.iterdir()), sha256(trained / checkpoint.LATEST)
-    fails(run("train", corpus, "--checkpoint-dir", trained, "--resume", option, value), 1,
-          f"{option} {value} contradicts the checkpoint, which was trained with {option} {saved}",
-          f"drop {option}")
+    fails(
+        run("train", corpus, "--checkpoint-dir", trained, "--resume", option, value),
+        1,
+        f"{option} {value} contradicts the checkpoint, which was trained with {option} {saved}",
+        f"drop {option}",
+    )
     assert (sorted(p.name for p in trained.iterdir()), sha256(trained / checkpoint.LATEST)) == before
 
 
 def test_resume_may_change_when_to_stop_and_report(trained, corpus):
-    ok(run("train", corpus, "--checkpoint-dir", trained, "--resume", "--max-steps", "14",
-           "--eval-every", "2", "--time-limit", "1h", "-q"))
+    ok(
+        run(
+            "train",
+            corpus,
+            "--checkpoint-dir",
+            trained,
+            "--resume",
+            "--max-steps",
+            "14",
+            "--eval-every",
+            "2",
+            "--time-limit",
+            "1h",
+            "-q",
+        )
+    )
     assert checkpoint.load(str(trained / checkpoint.LATEST)).progress["step"] == 14
 
 
@@ -115,8 +170,12 @@ def test_resume_on_changed_text_with_the_same_characters_warns(trained, corpus):
 
 
 def test_resume_with_nothing_to_resume(corpus, tmp_path):
-    fails(run("train", corpus, "--checkpoint-dir", tmp_path / "none", "--resume"), 1,
-          "nothing to resume", "drop --resume to start a new run")
+    fails(
+        run("train", corpus, "--checkpoint-dir", tmp_path / "none", "--resume"),
+        1,
+        "nothing to resume",
+        "drop --resume to start a new run",
+    )
     fails(run("train", corpus, "--resume", tmp_path / "no.npz"), 1, "nothing to resume")
 
 
@@ -124,8 +183,12 @@ def test_resume_from_a_model_without_training_state(trained, corpus, tmp_path):
     ckpt = checkpoint.load(str(trained / checkpoint.LATEST))
     ckpt.progress, ckpt.rng_state = {}, None  # as an exported, sample-only model would be
     checkpoint.save(ckpt, str(tmp_path / "model.npz"))
-    fails(run("train", corpus, "--checkpoint-dir", tmp_path / "new", "--resume", tmp_path / "model.npz"), 1,
-          "holds a model but not its training state", "start a new run")
+    fails(
+        run("train", corpus, "--checkpoint-dir", tmp_path / "new", "--resume", tmp_path / "model.npz"),
+        1,
+        "holds a model but not its training state",
+        "start a new run",
+    )
 
 
 def test_a_new_run_does_not_overwrite_an_old_one(trained, corpus):

@@ -11,8 +11,15 @@ import click
 from charrnn.cli.options import json_option, quiet_option
 from charrnn.cli.output import table
 
-DIR_OPTION = click.option("-d", "--dir", "dest_dir", default="corpora", show_default=True,
-                          type=click.Path(file_okay=False), help="Directory the corpora go into.")
+DIR_OPTION = click.option(
+    "-d",
+    "--dir",
+    "dest_dir",
+    default="corpora",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Directory the corpora go into.",
+)
 
 
 @click.group()
@@ -46,16 +53,28 @@ def list_(dest_dir, as_json):
         for c in entries:
             click.echo(json.dumps({**c.to_dict(), "present": present[c.name]}))
         return
-    rows = [[c.name, f"{c.bytes / 1e6:.1f} MB", os.path.join(dest_dir, c.file),
-             "yes" if present[c.name] else "no", c.description] for c in entries]
+    rows = [
+        [
+            c.name,
+            f"{c.bytes / 1e6:.1f} MB",
+            os.path.join(dest_dir, c.file),
+            "yes" if present[c.name] else "no",
+            c.description,
+        ]
+        for c in entries
+    ]
     click.echo(table(["name", "size", "file", "here", "description"], rows, right={1}))
 
 
 @corpus.command()
 @click.argument("names", nargs=-1, required=True)
 @DIR_OPTION
-@click.option("--mirror", type=click.Path(exists=True, file_okay=False), envvar="CHARRNN_CORPUS_MIRROR",
-              help="Copy from this local directory instead of downloading [env: CHARRNN_CORPUS_MIRROR].")
+@click.option(
+    "--mirror",
+    type=click.Path(exists=True, file_okay=False),
+    envvar="CHARRNN_CORPUS_MIRROR",
+    help="Copy from this local directory instead of downloading [env: CHARRNN_CORPUS_MIRROR].",
+)
 @click.option("--force", is_flag=True, help="Replace a file of the same name whose checksum differs.")
 @quiet_option
 def get(names, dest_dir, mirror, force, quiet):
@@ -76,12 +95,15 @@ def get(names, dest_dir, mirror, force, quiet):
 
     wanted = [catalogue.lookup(name) for name in names]  # an unknown name fails before any download
     for c in wanted:
-        with tqdm(total=c.bytes, unit="B", unit_scale=True, desc=c.name, leave=False,
-                  disable=quiet or not sys.stderr.isatty()) as bar:
+        with tqdm(
+            total=c.bytes, unit="B", unit_scale=True, desc=c.name, leave=False, disable=quiet or not sys.stderr.isatty()
+        ) as bar:
             path, how = catalogue.fetch(c, dest_dir, mirror, force, progress=bar.update)
         if not quiet:
-            origin = {"present": "already present, checksum verified",
-                      "mirror": f"copied from {mirror}, checksum verified",
-                      "download": f"downloaded from {c.url}, checksum verified"}[how]
+            origin = {
+                "present": "already present, checksum verified",
+                "mirror": f"copied from {mirror}, checksum verified",
+                "download": f"downloaded from {c.url}, checksum verified",
+            }[how]
             click.echo(f"{c.name}: {origin}", err=True)
         click.echo(path)

@@ -12,11 +12,20 @@ from charrnn.cli.output import number, table
 
 @click.command("eval")
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
-@click.option("-c", "--checkpoint", "checkpoints", multiple=True, required=True, type=click.Path(),
-              help="A checkpoint file or run directory (its best.npz); repeat to compare models.")
-@click.option("--held-out", is_flag=True,
-              help="Score only the last --val-frac of each FILE: the part training held out "
-                   "when FILE is the model's own corpus.")
+@click.option(
+    "-c",
+    "--checkpoint",
+    "checkpoints",
+    multiple=True,
+    required=True,
+    type=click.Path(),
+    help="A checkpoint file or run directory (its best.npz); repeat to compare models.",
+)
+@click.option(
+    "--held-out",
+    is_flag=True,
+    help="Score only the last --val-frac of each FILE: the part training held out when FILE is the model's own corpus.",
+)
 @encoding_option()
 @json_option("one object per checkpoint and file")
 def eval_(files, checkpoints, held_out, encoding, as_json):
@@ -53,14 +62,31 @@ def eval_(files, checkpoints, held_out, encoding, as_json):
             if score.unknown:
                 shown = ", ".join(f"{c!r} x{n}" for c, n in list(score.unknown.items())[:10])
                 more = f" and {len(score.unknown) - 10} more" if len(score.unknown) > 10 else ""
-                click.echo(f"note: {file}: {score.n_unknown:,} characters outside the vocabulary of {path} "
-                           f"were left out: {shown}{more}", err=True)
+                click.echo(
+                    f"note: {file}: {score.n_unknown:,} characters outside the vocabulary of {path} "
+                    f"were left out: {shown}{more}",
+                    err=True,
+                )
     if as_json:
         for path, score in results:
             click.echo(json.dumps({"checkpoint": path, **score.to_dict()}))
         return
-    rows = [[path, score.path + (" (held out)" if score.held_out else ""), f"{score.scored:,}",
-             f"{score.n_unknown:,}", number(score.loss), number(score.bpc), number(score.perplexity, ".2f")]
-            for path, score in results]
-    click.echo(table(["checkpoint", "file", "scored", "unknown", "nats/char", "bits/char", "perplexity"],
-                     rows, right={2, 3, 4, 5, 6}))
+    rows = [
+        [
+            path,
+            score.path + (" (held out)" if score.held_out else ""),
+            f"{score.scored:,}",
+            f"{score.n_unknown:,}",
+            number(score.loss),
+            number(score.bpc),
+            number(score.perplexity, ".2f"),
+        ]
+        for path, score in results
+    ]
+    click.echo(
+        table(
+            ["checkpoint", "file", "scored", "unknown", "nats/char", "bits/char", "perplexity"],
+            rows,
+            right={2, 3, 4, 5, 6},
+        )
+    )

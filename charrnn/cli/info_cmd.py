@@ -41,35 +41,60 @@ def describe(path: str, ckpt) -> dict:
 
     progress = dict(ckpt.progress)
     best = progress.get("best_val")
-    return {"checkpoint": path, "model": ckpt.model_cfg.to_dict(), "train": ckpt.train_cfg.to_dict(),
-            "n_params": model.n_params(ckpt.model_cfg), "vocab_size": ckpt.vocab.size, "vocab": ckpt.vocab.chars,
-            "progress": progress, "steps": progress.get("step"),
-            "best_val_loss": best, "best_val_bpc": metrics.bits(best),
-            "corpus": dict(ckpt.corpus)}
+    return {
+        "checkpoint": path,
+        "model": ckpt.model_cfg.to_dict(),
+        "train": ckpt.train_cfg.to_dict(),
+        "n_params": model.n_params(ckpt.model_cfg),
+        "vocab_size": ckpt.vocab.size,
+        "vocab": ckpt.vocab.chars,
+        "progress": progress,
+        "steps": progress.get("step"),
+        "best_val_loss": best,
+        "best_val_bpc": metrics.bits(best),
+        "corpus": dict(ckpt.corpus),
+    }
 
 
 def render(f: dict) -> str:
     m, t, p, c = f["model"], f["train"], f["progress"], f["corpus"]
     vocab = "".join(f["vocab"])
     shown = vocab if len(vocab) <= 40 else vocab[:40] + "..."
-    limits = ", ".join(s for s in (t["max_steps"] and f"max {t['max_steps']:,} steps",
-                                   t["time_limit"] and f"time limit {duration(t['time_limit'])}") if s)
-    schedule = (f"cosine to {t['min_lr_frac']:g}x" if t["lr_schedule"] == "cosine" else t["lr_schedule"])
+    limits = ", ".join(
+        s
+        for s in (
+            t["max_steps"] and f"max {t['max_steps']:,} steps",
+            t["time_limit"] and f"time limit {duration(t['time_limit'])}",
+        )
+        if s
+    )
+    schedule = f"cosine to {t['min_lr_frac']:g}x" if t["lr_schedule"] == "cosine" else t["lr_schedule"]
     lines = [
         ("checkpoint", f["checkpoint"]),
-        ("model", f"{m['cell']}, {m['n_layers']} layer(s) x {m['hidden_size']} hidden units, "
-                  f"dropout {m['dropout']:g}"),
+        ("model", f"{m['cell']}, {m['n_layers']} layer(s) x {m['hidden_size']} hidden units, dropout {m['dropout']:g}"),
         ("parameters", f"{f['n_params']:,}"),
         ("vocabulary", f"{f['vocab_size']} characters: {shown!r}"),
-        ("training", f"{t['optimizer']} lr {t['lr']:g} ({schedule}), seq-len {t['seq_len']}, "
-                     f"batch {t['batch_size']}, clip {t['clip']:g}, val-frac {t['val_frac']:g}, "
-                     f"seed {t['rng_seed']}" + (f"; {limits}" if limits else "")),
-        ("progress", f"{p.get('step', 0):,} steps, epoch {p.get('epoch', 0)}, "
-                     f"{duration(p.get('elapsed') or 0)} of training"),
-        ("validation", f"best {number(f['best_val_loss'])} nats/char = {number(f['best_val_bpc'])} bits/char"
-                       if f["best_val_loss"] is not None else "not validated yet"),
-        ("corpus", f"{c.get('name', '?')}: {c.get('chars', 0):,} chars, {c.get('encoding', 'utf-8')}, "
-                   f"sha256 {str(c.get('sha256', '?'))[:16]}..., at {c.get('path', '?')}"
-                   + (f"; joined from {', '.join(c['sources'])}" if c.get("sources") else "")),
+        (
+            "training",
+            f"{t['optimizer']} lr {t['lr']:g} ({schedule}), seq-len {t['seq_len']}, "
+            f"batch {t['batch_size']}, clip {t['clip']:g}, val-frac {t['val_frac']:g}, "
+            f"seed {t['rng_seed']}" + (f"; {limits}" if limits else ""),
+        ),
+        (
+            "progress",
+            f"{p.get('step', 0):,} steps, epoch {p.get('epoch', 0)}, {duration(p.get('elapsed') or 0)} of training",
+        ),
+        (
+            "validation",
+            f"best {number(f['best_val_loss'])} nats/char = {number(f['best_val_bpc'])} bits/char"
+            if f["best_val_loss"] is not None
+            else "not validated yet",
+        ),
+        (
+            "corpus",
+            f"{c.get('name', '?')}: {c.get('chars', 0):,} chars, {c.get('encoding', 'utf-8')}, "
+            f"sha256 {str(c.get('sha256', '?'))[:16]}..., at {c.get('path', '?')}"
+            + (f"; joined from {', '.join(c['sources'])}" if c.get("sources") else ""),
+        ),
     ]
     return "\n".join(f"{k:<11} {v}" for k, v in lines)

@@ -83,8 +83,9 @@ def config_options(*classes):
         fields = [f for cls in classes for f in dataclasses.fields(cls) if f.metadata["cli"]]
         for f in reversed(fields):
             default = duration_text(f.default) if f.metadata["duration"] else f.default
-            fn = click.option(flag(f.name), f.name, type=_click_type(f), default=default, show_default=True,
-                              help=f.metadata["help"])(fn)
+            fn = click.option(
+                flag(f.name), f.name, type=_click_type(f), default=default, show_default=True, help=f.metadata["help"]
+            )(fn)
         return fn
 
     return decorate
@@ -98,5 +99,6 @@ quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar
 
 
 def encoding_option(default: str | None = "utf-8", help_extra: str = ""):
-    return click.option("--encoding", default=default, show_default=default is not None,
-                        help="Encoding of the text files." + help_extra)
+    return click.option(
+        "--encoding", default=default, show_default=default is not None, help="Encoding of the text files." + help_extra
+    )

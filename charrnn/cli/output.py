@@ -8,8 +8,10 @@ def table(headers: list[str], rows: list[list], right: set[int] = frozenset()) -
     ``right`` (numbers) are right-aligned so their digits line up."""
     cells = [[str(c) for c in headers]] + [["-" if c is None else str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.rjust(w) if i in right else c.ljust(w)
-                       for i, (c, w) in enumerate(zip(row, widths))).rstrip() for row in cells]
+    lines = [
+        "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+        for row in cells
+    ]
     return "\n".join(lines)
 
 

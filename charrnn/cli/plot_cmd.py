@@ -9,8 +9,14 @@ import click
 
 @click.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("-o", "--output", default="loss.png", show_default=True, type=click.Path(dir_okay=False),
-              help="Image to write; the extension picks the format (.png, .svg, .pdf).")
+@click.option(
+    "-o",
+    "--output",
+    default="loss.png",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Image to write; the extension picks the format (.png, .svg, .pdf).",
+)
 @click.option("--title", default="", help="Title of the figure.")
 def plot(runs, output, title):
     """Plot training and validation loss of RUNS (checkpoint directories).

@@ -18,8 +18,9 @@ def find_latest_run(root: str = "checkpoints") -> str:
     """The run directory under ``root`` whose checkpoint was written most recently."""
     found = glob.glob(os.path.join(root, "*", "*.npz"))
     if not found:
-        raise CheckpointError(f"no checkpoint found under {root}/; run `charrnn train FILE` first, "
-                              f"or pass --checkpoint PATH")
+        raise CheckpointError(
+            f"no checkpoint found under {root}/; run `charrnn train FILE` first, or pass --checkpoint PATH"
+        )
     return os.path.dirname(max(found, key=os.path.getmtime))
 
 
@@ -37,25 +38,52 @@ def _write_stream(chunks, flush_every: float = 0.05) -> None:
 
 
 @click.command()
-@click.option("-c", "--checkpoint", "checkpoint_path", type=click.Path(),
-              help="A checkpoint file, or a run directory (its best.npz is used) "
-                   "[default: the most recently written run under checkpoints/].")
-@click.option("-s", "--seed", default="", show_default=False,
-              help="Text to start from; it is fed through the network first and printed. "
-                   "Empty means a newline.")
-@click.option("-n", "--length", "n", type=click.IntRange(min=0), default=500, show_default=True,
-              help="Characters to generate.")
-@click.option("-t", "--temperature", type=FiniteFloatRange(0, min_open=True), default=0.8,
-
-              show_default=True, help="Below 1: safer, more repetitive text; above 1: wilder.")
-@click.option("-k", "--top-k", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Sample only among the k most likely characters; 0 means all.")
+@click.option(
+    "-c",
+    "--checkpoint",
+    "checkpoint_path",
+    type=click.Path(),
+    help="A checkpoint file, or a run directory (its best.npz is used) "
+    "[default: the most recently written run under checkpoints/].",
+)
+@click.option(
+    "-s",
+    "--seed",
+    default="",
+    show_default=False,
+    help="Text to start from; it is fed through the network first and printed. Empty means a newline.",
+)
+@click.option(
+    "-n", "--length", "n", type=click.IntRange(min=0), default=500, show_default=True, help="Characters to generate."
+)
+@click.option(
+    "-t",
+    "--temperature",
+    type=FiniteFloatRange(0, min_open=True),
+    default=0.8,
+    show_default=True,
+    help="Below 1: safer, more repetitive text; above 1: wilder.",
+)
+@click.option(
+    "-k",
+    "--top-k",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Sample only among the k most likely characters; 0 means all.",
+)
 @click.option("--greedy", is_flag=True, help="Always take the most likely character (argmax).")
-@click.option("--rng-seed", type=int, default=None,
-              help="Seed for the draws: the same seed and checkpoint give the same text.")
+@click.option(
+    "--rng-seed", type=int, default=None, help="Seed for the draws: the same seed and checkpoint give the same text."
+)
 @click.option("--stop", default=None, help="Stop once this string has been generated (e.g. '\\n').")
-@click.option("--num-samples", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Generate this many samples in one batched pass.")
+@click.option(
+    "--num-samples",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Generate this many samples in one batched pass.",
+)
 @json_option('one object per sample: {"seed", "text", "checkpoint"}')
 def sample(checkpoint_path, seed, n, temperature, top_k, greedy, rng_seed, stop, num_samples, as_json):
     """Generate text from a trained model.
@@ -76,8 +104,19 @@ def sample(checkpoint_path, seed, n, temperature, top_k, greedy, rng_seed, stop,
         stop = stop.encode("latin-1", "backslashreplace").decode("unicode_escape")
     rng = np.random.default_rng(rng_seed)
     seed = sampling.resolve_seed(seed, ckpt.vocab)
-    steps = sampling.generate(ckpt.params, ckpt.model_cfg, ckpt.vocab, seed, n, temperature=temperature,
-                       top_k=top_k, greedy=greedy, rng=rng, num_samples=num_samples, stop=stop)
+    steps = sampling.generate(
+        ckpt.params,
+        ckpt.model_cfg,
+        ckpt.vocab,
+        seed,
+        n,
+        temperature=temperature,
+        top_k=top_k,
+        greedy=greedy,
+        rng=rng,
+        num_samples=num_samples,
+        stop=stop,
+    )
     try:
         _emit(steps, seed, stop, path, n, num_samples, as_json)
     except BrokenPipeError:

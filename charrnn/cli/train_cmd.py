@@ -20,23 +20,40 @@ MODEL_FIELDS = {f for f in ModelConfig.__dataclass_fields__}
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True))
 @config_options(ModelConfig, TrainConfig)
-@click.option("--checkpoint-dir", type=click.Path(file_okay=False),
-              help="Where checkpoints go [default: checkpoints/<corpus name>/].")
+@click.option(
+    "--checkpoint-dir",
+    type=click.Path(file_okay=False),
+    help="Where checkpoints go [default: checkpoints/<corpus name>/].",
+)
 @encoding_option(default=None, help_extra=" [default: utf-8, or the checkpoint's with --resume]")
-@click.option("--resume", "resume", is_flag=False, flag_value="", default=None, metavar="[PATH]",
-              help="Continue from the latest checkpoint in the checkpoint directory, or from PATH.")
-@click.option("--overwrite", is_flag=True,
-              help="Start a new run even where an earlier run saved checkpoints (they are replaced).")
-@click.option("--keep-last", type=click.IntRange(min=0), default=0, show_default=True, metavar="K",
-              help="Also keep the last K checkpoints as step-NNNNNNNN.npz; 0 keeps only latest and best.")
+@click.option(
+    "--resume",
+    "resume",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[PATH]",
+    help="Continue from the latest checkpoint in the checkpoint directory, or from PATH.",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Start a new run even where an earlier run saved checkpoints (they are replaced)."
+)
+@click.option(
+    "--keep-last",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="K",
+    help="Also keep the last K checkpoints as step-NNNNNNNN.npz; 0 keeps only latest and best.",
+)
 @click.option("--concat", is_flag=True, help="Train one model on all FILES joined together.")
-@click.option("--force", is_flag=True,
-              help="Train even if another charrnn run is using the checkpoint directory.")
+@click.option("--force", is_flag=True, help="Train even if another charrnn run is using the checkpoint directory.")
 @json_option("the final summary (one object per corpus)")
 @quiet_option
 @click.pass_context
-def train(ctx, files, checkpoint_dir, encoding, resume, overwrite, keep_last, concat, force, as_json, quiet,
-          **settings):
+def train(
+    ctx, files, checkpoint_dir, encoding, resume, overwrite, keep_last, concat, force, as_json, quiet, **settings
+):
     """Train a character-level language model on FILES (UTF-8 text).
 
     The last --val-frac of the text is held out; its loss is reported in nats
@@ -59,12 +76,20 @@ def train(ctx, files, checkpoint_dir, encoding, resume, overwrite, keep_last, co
     """
     from charrnn import jobs
 
-    given = {k: v for k, v in settings.items()
-             if ctx.get_parameter_source(k) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
-    request = jobs.Request(model={k: v for k, v in given.items() if k in MODEL_FIELDS},
-                           train={k: v for k, v in given.items() if k not in MODEL_FIELDS},
-                           encoding=encoding, resume=resume, overwrite=overwrite, force=force,
-                           keep_last=keep_last)
+    given = {
+        k: v
+        for k, v in settings.items()
+        if ctx.get_parameter_source(k) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    }
+    request = jobs.Request(
+        model={k: v for k, v in given.items() if k in MODEL_FIELDS},
+        train={k: v for k, v in given.items() if k not in MODEL_FIELDS},
+        encoding=encoding,
+        resume=resume,
+        overwrite=overwrite,
+        force=force,
+        keep_last=keep_last,
+    )
     for path in files:  # a typo in any path should fail now, not after training the others
         if not os.path.exists(path):
             raise UsageError(f"{path}: no such file")
@@ -75,13 +100,16 @@ def train(ctx, files, checkpoint_dir, encoding, resume, overwrite, keep_last, co
     warn = lambda s: click.echo(s, err=True)  # noqa: E731 - shown even with --quiet
     results = []
     try:
-        for job, result in jobs.train_all(planned, request, report, warn,
-                                          progress_bar=not quiet and sys.stderr.isatty()):
+        for job, result in jobs.train_all(
+            planned, request, report, warn, progress_bar=not quiet and sys.stderr.isatty()
+        ):
             results.append((job, result))
             if result["status"] == "ok":
-                report(f"best validation loss {result['best_val_loss']:.4f} nats/char "
-                       f"({result['best_val_bpc']:.4f} bits/char); best checkpoint {result['best_checkpoint']}; "
-                       f"latest {result['latest_checkpoint']}")
+                report(
+                    f"best validation loss {result['best_val_loss']:.4f} nats/char "
+                    f"({result['best_val_bpc']:.4f} bits/char); best checkpoint {result['best_checkpoint']}; "
+                    f"latest {result['latest_checkpoint']}"
+                )
             if as_json and result["status"] != "interrupted":
                 click.echo(json.dumps(result))
     except Interrupted:
@@ -95,12 +123,19 @@ def _summary(results, n_jobs: int, quiet: bool) -> None:
     if n_jobs < 2:
         return
     if not quiet:
-        rows = [[job.label, result.get("steps"), number(result.get("best_val_bpc")),
-                 result.get("best_checkpoint"),
-                 result["status"] + (f": {result['error']}" if result["status"] == "failed" else "")]
-                for job, result in results]
-        click.echo(table(["corpus", "steps", "best val bits/char", "checkpoint", "result"], rows,
-                         right={1, 2}), err=True)
+        rows = [
+            [
+                job.label,
+                result.get("steps"),
+                number(result.get("best_val_bpc")),
+                result.get("best_checkpoint"),
+                result["status"] + (f": {result['error']}" if result["status"] == "failed" else ""),
+            ]
+            for job, result in results
+        ]
+        click.echo(
+            table(["corpus", "steps", "best val bits/char", "checkpoint", "result"], rows, right={1, 2}), err=True
+        )
     failed = [job.label for job, result in results if result["status"] == "failed"]
     if failed:
         raise CharRNNError(f"{len(failed)} of {len(results)} corpora failed: {', '.join(failed)}")
