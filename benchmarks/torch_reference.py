@@ -283,7 +283,7 @@ def torch_train_quality(
         model.eval()
         total, count, state = 0.0, 0, None
         with torch.no_grad():
-            for x, y, mask in data.eval_chunks(
+            for x, y, targets in data.eval_chunks(
                 val_ids, n_context, evaluation.EVAL_STREAMS, evaluation.EVAL_WARMUP, evaluation.EVAL_CHUNK
             ):
                 xt = torch.from_numpy(np.ascontiguousarray(x.T.astype(np.int64)))
@@ -292,7 +292,7 @@ def torch_train_quality(
                 nll = torch.nn.functional.cross_entropy(
                     logits.reshape(-1, vocab_size), yt.reshape(-1), reduction="none"
                 ).reshape(yt.shape)
-                m = torch.from_numpy(np.ascontiguousarray(mask.T))
+                m = torch.from_numpy(np.ascontiguousarray(targets.T >= 0))
                 total += float(nll[m].double().sum())
                 count += int(m.sum())
         model.train()

@@ -311,7 +311,6 @@ class CellSpec:
     state: tuple[str, ...]  # what each layer carries from step to step; h first
     extra: tuple[str, ...]  # per-layer (H,) parameters besides Wx, Wh and b
     adds_recurrent: bool  # the gates see Zx[t] + Wh^T h_{t-1}; the GRU's n gate sees r * (Wh_n^T h)
-    bias_one_gates: tuple[int, ...]  # gate blocks whose bias starts at 1 (the LSTM's forget gate)
     forward: Callable  # (Zx, Wh, extra, state, train) -> (hs, cache, final state)
     backward: Callable  # (dH, cache, Wh) -> (dZx, dR, {extra name: gradient})
     step: Callable  # generation, in place: (a, hW, extra, state, tmp)
@@ -325,7 +324,6 @@ SPECS: dict[str, CellSpec] = {
         state=("h",),
         extra=(),
         adds_recurrent=True,
-        bias_one_gates=(),
         forward=rnn_forward,
         backward=rnn_backward,
         step=rnn_step,
@@ -337,7 +335,6 @@ SPECS: dict[str, CellSpec] = {
         state=("h", "c"),
         extra=(),
         adds_recurrent=True,
-        bias_one_gates=(1,),
         forward=lstm_forward,
         backward=lstm_backward,
         step=lstm_step,
@@ -349,7 +346,6 @@ SPECS: dict[str, CellSpec] = {
         state=("h",),
         extra=("bhn",),
         adds_recurrent=False,
-        bias_one_gates=(),
         forward=gru_forward,
         backward=gru_backward,
         step=gru_step,

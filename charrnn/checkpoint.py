@@ -361,6 +361,12 @@ def _check_progress(progress: dict) -> None:
                 or (key == "elapsed" and v < 0)
             ):
                 raise CheckpointError(f"progress field {key!r} is {v!r}, not a finite number")
+    cold = progress.get("cold_start")
+    if cold is not None and not (
+        isinstance(cold, dict)
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in cold.values())
+    ):
+        raise CheckpointError("progress field 'cold_start' is malformed")
 
 
 def _check_rng_state(rng_state) -> None:

@@ -19,6 +19,7 @@ from charrnn.errors import ConfigError
 CELLS = tuple(SPECS)
 OPTIMIZERS = ("adam", "adagrad", "rmsprop", "sgd")
 SCHEDULES = ("cosine", "constant")
+CLIP_MODES = ("norm", "value")
 
 
 def setting(
@@ -96,7 +97,21 @@ class TrainConfig:
         "cosine", "cosine decays to lr * --min-lr-frac by the end of the run.", choices=SCHEDULES
     )
     min_lr_frac: float = setting(0.05, "Final learning rate as a fraction of --lr (cosine only).", low=0, high=1)
-    clip: float = setting(5.0, "Clip gradients to this global norm; 0 turns clipping off.", low=0)
+    clip: float = setting(
+        5.0, "Clip gradients to this global norm (each element to +-clip with --clip-mode value); 0: off.", low=0
+    )
+    clip_mode: str = setting(
+        "norm",
+        "norm scales the whole gradient; value clips each element (min-char-rnn, char-rnn).",
+        choices=CLIP_MODES,
+    )
+    reset_prob: float = setting(
+        0.0,
+        "Chance that a stream starts a chunk from a fresh state, so that the model learns to start "
+        "well (sampling starts fresh).",
+        low=0,
+        high=1,
+    )
     val_frac: float = setting(
         0.1, "Last fraction of the text held out for validation.", low=0, high=1, low_open=True, high_open=True
     )

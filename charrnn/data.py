@@ -256,8 +256,9 @@ def eval_chunks(ids: np.ndarray, n_context: int, n_streams: int, warmup: int, ch
 
     Each stream first reads up to ``warmup`` characters before its first target without
     scoring them, so its hidden state is not cold where scoring starts (the earlier
-    context comes from the training text for the first stream). Yields (x, y, mask)
-    chunks of shape (B, <=chunk); mask is False on warm-up and padding positions.
+    context comes from the training text for the first stream). Yields (x, y, targets)
+    chunks of shape (B, <=chunk): targets holds the index in ``ids`` of each scored y,
+    and -1 on warm-up and padding positions.
     """
     n_targets = len(ids) - n_context
     B = max(1, min(n_streams, n_targets))
@@ -270,4 +271,4 @@ def eval_chunks(ids: np.ndarray, n_context: int, n_streams: int, warmup: int, ch
         mask = (cols[None, :] >= warmup) & (pos >= n_context - 1) & (pos + 1 < len(ids))
         mask &= pos + 1 < n_context + (np.arange(B)[:, None] + 1) * L  # not into the next stream
         valid = np.clip(pos, 0, len(ids) - 2)
-        yield ids[valid], ids[valid + 1], mask
+        yield ids[valid], ids[valid + 1], np.where(mask, pos + 1, -1)

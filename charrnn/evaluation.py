@@ -26,10 +26,15 @@ from charrnn import data, metrics, model
 from charrnn.errors import DataError
 
 EVAL_STREAMS = 64  # streams used to score a text
-EVAL_CHUNK = 64  # steps per forward call while scoring: memory is EVAL_STREAMS x this
+EVAL_CHUNK = 64  # at most this many steps per forward call while scoring
 EVAL_WARMUP = 128  # characters each scoring stream reads before it is scored
+LOGITS_BYTES = 16 << 20  # bound on one scoring call's (steps, V, streams) logits
 BLOCK_CHARS = 1 << 20  # characters scored per evaluate call
 CONTEXT_CHARS = EVAL_WARMUP + 1  # all the scoring streams can use of the text before a block
+
+COLD_WINDOWS = 300  # windows at random positions of the scored text, each from a fresh state
+COLD_CHARS = 64  # characters scored in each window; reported as 0-15 and 0-63
+COLD_SEED = 0  # the same windows at every evaluation of the same text
 
 
 @dataclass
@@ -40,6 +45,7 @@ class Score:
     unknown: dict = field(default_factory=dict)  # out-of-vocabulary character -> count
     loss: float | None = None  # mean nats per scored character
     held_out: bool = False  # only the last val_frac of the file was scored
+    cold_start: dict | None = None  # cold_start over the first block scored
 
     @property
     def bpc(self) -> float | None:
@@ -64,6 +70,7 @@ class Score:
             "perplexity": self.perplexity,
             "unknown_chars": self.n_unknown,
             "unknown": self.unknown,
+            "cold_start": self.cold_start,
         }
 
 
@@ -74,18 +81,66 @@ def with_context(ids: np.ndarray, start: int) -> tuple[np.ndarray, int]:
     return ids[start - n_context :], n_context
 
 
-def evaluate(params, cfg, ids: np.ndarray, n_context: int = 1) -> tuple[float, int]:
-    """Summed loss (nats) of predicting every character of ids[n_context:] from all that
-    precedes it, and how many characters that is, in EVAL_STREAMS streams with carried
-    state and a warm-up (data.eval_chunks)."""
+def chunk_steps(vocab_size: int, streams: int) -> int:
+    """Steps per scoring call, so that its logits stay within LOGITS_BYTES whatever the
+    vocabulary (up to EVAL_CHUNK; at least one)."""
+    return int(max(1, min(EVAL_CHUNK, LOGITS_BYTES // (4 * vocab_size * streams))))
+
+
+def char_losses(params, cfg, ids: np.ndarray, n_context: int = 1) -> np.ndarray:
+    """The loss (nats) of predicting each character of ids[n_context:] from all that
+    precedes it, in EVAL_STREAMS streams with carried state and a warm-up
+    (data.eval_chunks): out[i] is the loss of ids[n_context + i]."""
+    out = np.empty(max(len(ids) - n_context, 0), dtype=np.float64)
     state = None
-    total, count = 0.0, 0
-    for x, y, mask in data.eval_chunks(ids, n_context, EVAL_STREAMS, EVAL_WARMUP, EVAL_CHUNK):
+    streams = max(1, min(EVAL_STREAMS, len(out)))
+    for x, y, targets in data.eval_chunks(
+        ids, n_context, EVAL_STREAMS, EVAL_WARMUP, chunk_steps(cfg.vocab_size, streams)
+    ):
         if state is None:
             state = model.init_hidden(cfg, x.shape[0], params["Why"].dtype)
-        nll, n, state = model.sequence_nll(params, cfg, x, y, state, mask)
-        total, count = total + nll, count + n
-    return total, count
+        nll, state = model.sequence_nll(params, cfg, x, y, state)
+        scored = targets >= 0
+        out[targets[scored] - n_context] = nll[scored]
+    return out
+
+
+def evaluate(params, cfg, ids: np.ndarray, n_context: int = 1) -> tuple[float, int]:
+    """Summed loss (nats) of predicting every character of ids[n_context:] (char_losses)
+    and how many characters that is."""
+    losses = char_losses(params, cfg, ids, n_context)
+    return float(losses.sum()), len(losses)
+
+
+def cold_start(
+    params, cfg, ids: np.ndarray, n_context: int, warm: np.ndarray, windows: int = COLD_WINDOWS, seed: int = COLD_SEED
+) -> dict | None:
+    """How much worse the model predicts the first characters after a fresh state.
+
+    Windows of COLD_CHARS characters start at random positions of ids[n_context:]; each
+    is read from the state generation starts from (model.init_hidden), its first input
+    being the character just before the window. ``warm`` (char_losses of the same ids)
+    gives the same characters' losses with the long context of ordinary scoring.
+    Returns mean nats/char {"cold_0_15", "warm_0_15", "cold_0_63", "warm_0_63"}, or
+    None for a text shorter than one window."""
+    n_targets = len(ids) - n_context
+    if n_targets < COLD_CHARS:
+        return None
+    starts = np.random.default_rng(seed).integers(0, n_targets - COLD_CHARS + 1, size=windows)
+    offsets = np.arange(COLD_CHARS)
+    x = ids[n_context - 1 + starts[:, None] + offsets]  # (W,C): inputs
+    y = ids[n_context + starts[:, None] + offsets]  # (W,C): the window's characters
+    state = model.init_hidden(cfg, windows, params["Why"].dtype)
+    cold = np.empty((windows, COLD_CHARS))
+    step = chunk_steps(cfg.vocab_size, windows)
+    for t in range(0, COLD_CHARS, step):
+        cold[:, t : t + step], state = model.sequence_nll(params, cfg, x[:, t : t + step], y[:, t : t + step], state)
+    hot = warm[starts[:, None] + offsets]
+    return {
+        f"{kind}_0_{n - 1}": float(losses[:, :n].mean())
+        for n in (16, COLD_CHARS)
+        for kind, losses in (("cold", cold), ("warm", hot))
+    }
 
 
 def count_chars(path: str, encoding: str = "utf-8") -> int:
@@ -100,15 +155,18 @@ def score_file(params, cfg, vocab: data.Vocab, path: str, encoding: str = "utf-8
     pending: list[np.ndarray] = []  # in-vocabulary ids waiting to be scored
     n_pending = 0
     total, scored, pos = 0.0, 0, 0
+    cold = None
 
     def flush(ids: np.ndarray) -> None:
-        nonlocal context, total, scored
+        nonlocal context, total, scored, cold
         n_context = max(len(context), 1)  # nothing predicts the file's first character
         seq = np.concatenate([context, ids])
         if len(seq) > n_context:
-            nll, n = evaluate(params, cfg, seq, n_context)
-            total += nll
-            scored += n
+            losses = char_losses(params, cfg, seq, n_context)
+            if not scored:
+                cold = cold_start(params, cfg, seq, n_context, losses)
+            total += float(losses.sum())
+            scored += len(losses)
         context = seq[-CONTEXT_CHARS:]
 
     for piece in data.iter_text(path, encoding):
@@ -141,6 +199,7 @@ def score_file(params, cfg, vocab: data.Vocab, path: str, encoding: str = "utf-8
         scored=scored,
         loss=total / scored if scored else None,
         unknown=dict(unknown.most_common()),
+        cold_start=cold,
     )
 
 

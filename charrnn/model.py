@@ -5,7 +5,7 @@ treat them uniformly. With L layers, cell width G (H, 4H or 3H), vocabulary V::
 
     l{k}.Wx   (V,G) for k = 0, (H,G) above   input weights; layer 0's are an embedding
     l{k}.Wh   (H,G)                          recurrent weights
-    l{k}.b    (G,)                           input bias (LSTM forget gate starts at 1)
+    l{k}.b    (G,)                           input bias
     l{k}.bhn  (H,)                           GRU only: bias inside r * (Wh_n^T h + bhn)
     Why       (H,V), by (V,)                 output layer
 
@@ -62,14 +62,14 @@ def _is_bias(name: str, cfg: ModelConfig) -> bool:
 
 def init_params(cfg: ModelConfig, rng: np.random.Generator, dtype=np.float32) -> dict[str, np.ndarray]:
     """Uniform(-1/sqrt(H), 1/sqrt(H)) weights as in PyTorch's recurrent layers; biases zero
-    except the gates the cell starts at 1 (the LSTM's forget gate, so that memory is
-    kept by default).
+    (an LSTM forget-gate bias of 1, the usual advice, learned more slowly here: see the
+    README's notes on learning per step).
 
     Layer 0's input weights are an embedding fused with an input projection. PyTorch's
     Embedding(V,H) ~ N(0,1) followed by U(±1/sqrt(H)) weights gives rows of std
     1/sqrt(3), so they start as U(-1, 1), which has that std: with the ±1/sqrt(H) of
     the other weights the input signal starts 16x weaker (at H = 256) and learning
-    starts much more slowly.
+    starts much more slowly. Its learning rate is scaled to match (lr_scales).
     """
     H = cfg.hidden_size
     bound = 1.0 / np.sqrt(H)
@@ -77,14 +77,20 @@ def init_params(cfg: ModelConfig, rng: np.random.Generator, dtype=np.float32) ->
     for name, shape in param_shapes(cfg).items():
         if _is_bias(name, cfg):
             p = np.zeros(shape, dtype=dtype)
-            if name.endswith(".b"):
-                for gate in cfg.spec.bias_one_gates:
-                    p[gate * H : (gate + 1) * H] = 1.0
         else:
             scale = 1.0 if name == "l0.Wx" else bound
             p = rng.uniform(-scale, scale, size=shape).astype(dtype)
         params[name] = p
     return params
+
+
+def lr_scales(cfg: ModelConfig) -> dict[str, float]:
+    """Per-parameter factors on the learning rate of the adaptive optimizers (Adam,
+    Adagrad, RMSprop), which move every weight by about lr a step whatever its size.
+    The embedding's entries start sqrt(H) times larger than the other weights
+    (init_params), so its steps are sqrt(H) times larger too: each matrix then moves
+    by the same fraction of its size."""
+    return {"l0.Wx": float(np.sqrt(cfg.hidden_size))}
 
 
 def n_params(cfg: ModelConfig) -> int:
@@ -337,13 +343,9 @@ def _embedding_grad(ids: np.ndarray, dZ: np.ndarray, V: int) -> np.ndarray:
     return out
 
 
-def sequence_nll(params, cfg: ModelConfig, x: np.ndarray, y: np.ndarray, state, mask=None):
-    """Summed negative log-likelihood (nats) of y given x, without dropout or gradients.
-    Positions where ``mask`` (B,T) is False are not counted. Returns (sum, count, state)."""
+def sequence_nll(params, cfg: ModelConfig, x: np.ndarray, y: np.ndarray, state):
+    """Negative log-likelihood (nats) of each y given x and all before it, without dropout
+    or gradients: (nll (B,T), state after the last step)."""
     logits, new_state, _ = _forward(params, cfg, x, state, 0.0, None, False)
     logp = log_softmax_(logits, axis=1)
-    nll = -logp[_targets(y)]  # (T,B)
-    if mask is None:
-        return float(nll.sum(dtype=np.float64)), nll.size, new_state
-    m = mask.T
-    return float(nll[m].sum(dtype=np.float64)), int(m.sum()), new_state
+    return -logp[_targets(y)].T, new_state

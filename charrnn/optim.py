@@ -1,4 +1,5 @@
-"""Gradient clipping and the four optimizers, as pure updates on dicts of arrays.
+"""Gradient clipping (by global norm or by value) and the four optimizers, as pure
+updates on dicts of arrays.
 
 Each optimizer's state is a flat dict of arrays (plus the step count kept by the
 trainer), so it goes into a checkpoint like the parameters do and a resumed run
@@ -35,6 +36,17 @@ def clip_by_global_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
     return norm
 
 
+def clip_by_value(grads: dict[str, np.ndarray], limit: float) -> float:
+    """Clip every gradient element to [-limit, limit] (min-char-rnn, char-rnn; 0: no
+    clipping). Returns the global norm before clipping."""
+    norm = global_norm(grads)
+    if limit > 0:
+        for g in grads.values():
+            np.clip(g, -limit, limit, out=g)
+    return norm
+
+
+ADAPTIVE = ("adam", "adagrad", "rmsprop")  # steps normalised by the gradient's own scale
 SLOTS = {"sgd": (), "adagrad": ("m",), "rmsprop": ("m",), "adam": ("m", "v")}
 
 
@@ -47,10 +59,13 @@ def init_state(name: str, params: dict[str, np.ndarray]) -> dict[str, np.ndarray
     return {f"{slot}.{k}": np.zeros_like(p) for slot in SLOTS[name] for k, p in params.items()}
 
 
-def update(name: str, params, grads, state, lr: float, t: int) -> None:
-    """Apply one update in place. ``t`` is the 1-based step number (Adam's bias correction)."""
+def update(name: str, params, grads, state, lr: float, t: int, lr_scales: dict | None = None) -> None:
+    """Apply one update in place. ``t`` is the 1-based step number (Adam's bias correction).
+    ``lr_scales`` multiplies the learning rate of the parameters it names (not for sgd)."""
+    base = lr
     for k, p in params.items():
         g = grads[k]
+        lr = base * (lr_scales or {}).get(k, 1.0) if name in ADAPTIVE else base
         if name == "sgd":
             p -= lr * g
             continue

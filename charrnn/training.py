@@ -41,6 +41,7 @@ class TrainState:
     elapsed: float = 0.0  # seconds of training so far, across resumes
     best_val: float | None = None  # best validation loss, nats/char
     last_val: float | None = None
+    cold_start: dict | None = None  # evaluation.cold_start at the last validation
 
 
 @dataclass
@@ -139,6 +140,7 @@ def state_from_checkpoint(ckpt: checkpoint.Checkpoint) -> TrainState:
         elapsed=p["elapsed"],
         best_val=p["best_val"],
         last_val=p["last_val"],
+        cold_start=p.get("cold_start"),
     )
 
 
@@ -151,6 +153,7 @@ def to_checkpoint(run: Run, st: TrainState) -> checkpoint.Checkpoint:
         "elapsed": st.elapsed,
         "best_val": st.best_val,
         "last_val": st.last_val,
+        "cold_start": st.cold_start,
     }
     return checkpoint.Checkpoint(
         run.model_cfg,
@@ -199,6 +202,10 @@ def train_step(run: Run, st: TrainState, streams: data.Streams) -> float:
         st.epoch += 1
         st.chunk = 0
         st.hidden = model.init_hidden(run.model_cfg, cfg.batch_size)  # a new pass starts from zero state
+    elif cfg.reset_prob > 0:  # some streams start this chunk fresh, as sampling does
+        fresh = st.rng.random(cfg.batch_size) < cfg.reset_prob
+        if fresh.any():
+            st.hidden = [tuple(np.where(fresh[:, None], 0, s).astype(s.dtype) for s in layer) for layer in st.hidden]
     x, y = streams.chunk(st.chunk)
     loss, grads, hidden = shard_runner(cfg.batch_size).loss_and_grads(
         st.params, run.model_cfg, x, y, st.hidden, run.model_cfg.dropout, st.rng
@@ -206,10 +213,19 @@ def train_step(run: Run, st: TrainState, streams: data.Streams) -> float:
     loss += 0.0  # a one-character vocabulary gives -0.0, which would print as "-0.0000"
     if not math.isfinite(loss):
         raise TrainingDiverged(f"loss became {loss} at step {st.step + 1} (lr={learning_rate(cfg, st):.3g})")
-    norm = optim.clip_by_global_norm(grads, cfg.clip)
+    clip = optim.clip_by_global_norm if cfg.clip_mode == "norm" else optim.clip_by_value
+    norm = clip(grads, cfg.clip)
     if not math.isfinite(norm):
         raise TrainingDiverged(f"gradient norm became {norm} at step {st.step + 1} (lr={learning_rate(cfg, st):.3g})")
-    optim.update(cfg.optimizer, st.params, grads, st.opt_state, learning_rate(cfg, st), st.step + 1)
+    optim.update(
+        cfg.optimizer,
+        st.params,
+        grads,
+        st.opt_state,
+        learning_rate(cfg, st),
+        st.step + 1,
+        model.lr_scales(run.model_cfg),
+    )
     st.hidden = hidden
     st.step += 1
     st.chunk += 1
@@ -328,9 +344,10 @@ def train(
         for name, p in st.params.items():  # checkpoint.save would refuse them; say what happened instead
             if not np.all(np.isfinite(p)):
                 raise TrainingDiverged(f"parameter {name} became NaN or infinite by step {st.step}")
-        total, count = evaluation.evaluate(st.params, run.model_cfg, run.val_ids, run.n_context)
-        val = total / max(count, 1)
+        losses = evaluation.char_losses(st.params, run.model_cfg, run.val_ids, run.n_context)
+        val = float(losses.mean())
         st.last_val = val
+        st.cold_start = evaluation.cold_start(st.params, run.model_cfg, run.val_ids, run.n_context, losses)
         improved = st.best_val is None or val < st.best_val
         if improved:
             st.best_val = val
@@ -345,6 +362,7 @@ def train(
             "val_loss": val,
             "val_bpc": metrics.bits(val),
             "chars_per_s": round(rate, 1),
+            **(st.cold_start or {}),
         }
         if run.fresh:  # the old run's metrics go only once this run has a checkpoint to show
             metrics.reset(run.checkpoint_dir)

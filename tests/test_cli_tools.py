@@ -50,8 +50,22 @@ def test_eval_table_and_units(runner, run):
     result = runner.invoke(cli, ["eval", "-c", str(ck), str(corpus)])
     assert result.exit_code == 0 and result.stderr == ""
     header, row = result.stdout.splitlines()
-    assert header.split() == ["checkpoint", "file", "scored", "unknown", "nats/char", "bits/char", "perplexity"]
-    nats, bpc, ppl = map(float, row.split()[-3:])
+    assert header.split() == [
+        "checkpoint",
+        "file",
+        "scored",
+        "unknown",
+        "nats/char",
+        "bits/char",
+        "perplexity",
+        "cold16",
+        "warm16",
+        "cold64",
+        "warm64",
+    ]
+    nats, bpc, ppl = map(float, row.split()[4:7])
+    cold16, warm16, cold64, warm64 = map(float, row.split()[7:])
+    assert all(0 < v < 10 for v in (cold16, warm16, cold64, warm64))
     assert bpc == pytest.approx(nats / math.log(2), abs=1e-3) and ppl == pytest.approx(math.exp(nats), rel=1e-3)
     assert row.split()[2] == "4,999"  # every character but the first, which nothing predicts
 
@@ -108,8 +122,10 @@ def test_info_text_and_json(runner, run):
         "training",
         "progress",
         "validation",
+        "cold",
         "corpus",
     }
+    assert "from a fresh state against" in fields["cold"]
     assert "lstm, 1 layer(s) x 12 hidden units" in fields["model"]
     assert "30 steps" in fields["progress"] and "bits/char" in fields["validation"]
     assert str(corpus) in fields["corpus"] and "5,000 chars" in fields["corpus"]
@@ -117,6 +133,7 @@ def test_info_text_and_json(runner, run):
     assert facts["steps"] == 30 and facts["vocab_size"] == len(facts["vocab"])
     assert facts["n_params"] == int(fields["parameters"].split()[1].replace(",", ""))
     assert facts["corpus"]["path"] == str(corpus) and "rng_state" not in facts
+    assert set(facts["cold_start"]) == {"cold_0_15", "warm_0_15", "cold_0_63", "warm_0_63"}
 
 
 def test_train_quiet_and_json_keep_streams_apart(runner, tmp_path):

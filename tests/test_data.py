@@ -54,8 +54,10 @@ def test_eval_chunks_score_every_target_once(n, streams, warmup, chunk):
     ids = np.arange(n, dtype=np.int64)
     n_context = 5
     scored = []
-    for x, y, mask in data.eval_chunks(ids, n_context, streams, warmup, chunk):
+    for x, y, targets in data.eval_chunks(ids, n_context, streams, warmup, chunk):
+        mask = targets >= 0
         np.testing.assert_array_equal(y[mask], x[mask] + 1)  # y follows x in the text
+        np.testing.assert_array_equal(y[mask], ids[targets[mask]])  # targets says where y is
         scored.extend(y[mask].tolist())
     assert sorted(scored) == list(range(n_context, n))
 

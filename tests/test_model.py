@@ -69,12 +69,16 @@ def test_float32_agrees_with_float64(cell):
         np.testing.assert_allclose(g32[k], g64[k], rtol=1e-3, atol=1e-5)
 
 
-def test_lstm_forget_bias_starts_at_one():
-    cfg = ModelConfig(cell="lstm", vocab_size=5, hidden_size=3, n_layers=2)
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_biases_start_at_zero_and_weights_at_their_scale(cell):
+    cfg = ModelConfig(cell=cell, vocab_size=5, hidden_size=16, n_layers=2)
     params = model.init_params(cfg, np.random.default_rng(0))
-    for k in range(2):
-        b = params[f"l{k}.b"]
-        assert np.all(b[3:6] == 1.0) and np.all(b[:3] == 0) and np.all(b[6:] == 0)
+    for name, p in params.items():
+        if name.endswith((".b", ".bhn")) or name == "by":
+            assert np.all(p == 0), name
+        else:
+            bound = 1.0 if name == "l0.Wx" else 0.25  # U(-1, 1) for the embedding, else 1/sqrt(H)
+            assert 0.5 * bound < np.abs(p).max() <= bound, name
 
 
 def test_initial_loss_is_log_vocab():

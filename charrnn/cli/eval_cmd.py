@@ -33,9 +33,13 @@ def eval_(files, checkpoints, held_out, encoding, as_json):
 
     Without FILES, each checkpoint is scored on the held-out validation part of the
     corpus it was trained on (as recorded in the checkpoint), which compares runs
-    trained on different corpora. Characters outside a model's vocabulary are
-    counted in the "unknown" column, listed on stderr, and left out of the text:
-    they are neither fed to the model nor scored.
+    trained on different corpora. cold16 and cold64 are the loss of the first 16
+    and 64 characters read from a fresh state (as sampling starts), at 300 random
+    places of the (first MiB of the) scored text; warm16 and warm64 are the loss of
+    the same characters in the ordinary scoring, where each has a long context.
+    Characters outside a model's vocabulary are counted in the "unknown" column,
+    listed on stderr, and left out of the text: they are neither fed to the model
+    nor scored.
 
     \b
     Examples:
@@ -80,13 +84,13 @@ def eval_(files, checkpoints, held_out, encoding, as_json):
             number(score.loss),
             number(score.bpc),
             number(score.perplexity, ".2f"),
+            *(number((score.cold_start or {}).get(key)) for key in COLD_COLUMNS),
         ]
         for path, score in results
     ]
-    click.echo(
-        table(
-            ["checkpoint", "file", "scored", "unknown", "nats/char", "bits/char", "perplexity"],
-            rows,
-            right={2, 3, 4, 5, 6},
-        )
-    )
+    headers = ["checkpoint", "file", "scored", "unknown", "nats/char", "bits/char", "perplexity"]
+    headers += ["cold16", "warm16", "cold64", "warm64"]
+    click.echo(table(headers, rows, right=set(range(2, len(headers)))))
+
+
+COLD_COLUMNS = ("cold_0_15", "warm_0_15", "cold_0_63", "warm_0_63")

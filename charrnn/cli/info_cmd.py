@@ -52,8 +52,17 @@ def describe(path: str, ckpt) -> dict:
         "steps": progress.get("step"),
         "best_val_loss": best,
         "best_val_bpc": metrics.bits(best),
+        "cold_start": progress.get("cold_start"),
         "corpus": dict(ckpt.corpus),
     }
+
+
+def _cold_line(cold: dict) -> str:
+    """The last validation's cold-start losses (evaluation.cold_start), in one line."""
+    return (
+        f"chars 0-15 {cold['cold_0_15']:.4f} from a fresh state against {cold['warm_0_15']:.4f} warm, "
+        f"0-63 {cold['cold_0_63']:.4f} against {cold['warm_0_63']:.4f} (nats/char, last validation)"
+    )
 
 
 def render(f: dict) -> str:
@@ -90,6 +99,7 @@ def render(f: dict) -> str:
             if f["best_val_loss"] is not None
             else "not validated yet",
         ),
+        *([("cold start", _cold_line(f["cold_start"]))] if f.get("cold_start") else []),
         (
             "corpus",
             f"{c.get('name', '?')}: {c.get('chars', 0):,} chars, {c.get('encoding', 'utf-8')}, "
