@@ -33,10 +33,17 @@ def assert_same_run(a: checkpoint.Checkpoint, b: checkpoint.Checkpoint) -> None:
 
 
 @pytest.mark.parametrize(
-    "cell,optimizer,batch",
-    [("rnn", "sgd", 3), ("lstm", "adam", 3), ("gru", "rmsprop", 3), ("lstm", "adagrad", 3), ("gru", "adam", 16)],
+    "cell,optimizer,batch,extra",
+    [
+        ("rnn", "sgd", 3, []),
+        ("lstm", "adam", 3, []),
+        ("gru", "rmsprop", 3, []),
+        ("lstm", "adagrad", 3, []),
+        ("gru", "adam", 16, []),
+        ("lstm", "adam", 16, ["--reset-prob", "0.25", "--clip-mode", "value", "--clip", "0.01"]),
+    ],
 )
-def test_interrupt_and_resume_equals_an_uninterrupted_run(cell, optimizer, batch, corpus, tmp_path, monkeypatch):
+def test_interrupt_and_resume_equals_an_uninterrupted_run(cell, optimizer, batch, extra, corpus, tmp_path, monkeypatch):
     # dropout > 0, so the generator's state matters; cosine lr over --max-steps 2N, so
     # the schedule's position matters; two layers, so all of the carried state matters;
     # a batch of 16 is split into shards that draw their own dropout masks
@@ -57,6 +64,7 @@ def test_interrupt_and_resume_equals_an_uninterrupted_run(cell, optimizer, batch
         "0.01",
         "--batch-size",
         batch,
+        *extra,
     ]
 
     ok(train(corpus, tmp_path / "straight", *opts))

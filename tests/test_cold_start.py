@@ -1,0 +1,113 @@
+"""Starting from a fresh state: the cold-start measurement, resets while training, and
+clipping by value."""
+
+import numpy as np
+import pytest
+import reference
+
+from charrnn import evaluation, model, optim
+from charrnn.config import ModelConfig
+
+
+def _tiny(seed=0):
+    rng = np.random.default_rng(seed)
+    cfg = ModelConfig(cell="lstm", vocab_size=6, hidden_size=5, n_layers=2, dropout=0.0)
+    params = model.init_params(cfg, rng, dtype=np.float64)
+    for p in params.values():
+        p += rng.normal(0, 0.5, p.shape)
+    return rng, cfg, params
+
+
+def test_cold_start_against_a_hand_computation():
+    """Each window is read from the zero state, as sampling starts; its losses are
+    recomputed here with the independent reference forward pass and a plain
+    log-softmax, window by window. The warm side is the given per-character losses at
+    the same places."""
+    rng, cfg, params = _tiny()
+    ids = rng.integers(0, cfg.vocab_size, 400)
+    n_context, windows = 10, 7
+    warm = rng.random(len(ids) - n_context)  # any per-character losses: only their places matter
+    got = evaluation.cold_start(params, cfg, ids, n_context, warm, windows=windows, seed=3)
+
+    C = evaluation.COLD_CHARS
+    starts = np.random.default_rng(3).integers(0, len(ids) - n_context - C + 1, size=windows)
+    cold, hot = [], []
+    for s in starts:
+        x = ids[n_context - 1 + s : n_context - 1 + s + C][None, :]
+        y = ids[n_context + s : n_context + s + C]
+        zero = [tuple(np.zeros((1, 5)) for _ in range(2)) for _ in range(2)]
+        logits, _ = reference.forward(params, "lstm", 2, cfg.vocab_size, x, zero)
+        z = logits[:, 0, :]
+        logp = z - z.max(axis=1, keepdims=True)
+        logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
+        cold.append(-logp[np.arange(C), y])
+        hot.append(warm[s : s + C])
+    cold, hot = np.array(cold), np.array(hot)
+    expected = {
+        "cold_0_15": cold[:, :16].mean(),
+        "warm_0_15": hot[:, :16].mean(),
+        "cold_0_63": cold.mean(),
+        "warm_0_63": hot.mean(),
+    }
+    assert got.keys() == expected.keys()
+    for key in expected:
+        assert got[key] == pytest.approx(expected[key], rel=1e-10), key
+
+
+def test_cold_start_needs_one_window_of_text():
+    _, cfg, params = _tiny()
+    ids = np.zeros(40, dtype=np.int64)
+    assert evaluation.cold_start(params, cfg, ids, 1, np.zeros(39)) is None
+
+
+def test_char_losses_add_up_to_evaluate():
+    rng, cfg, params = _tiny(1)
+    ids = rng.integers(0, cfg.vocab_size, 300)
+    losses = evaluation.char_losses(params, cfg, ids, 20)
+    total, count = evaluation.evaluate(params, cfg, ids, 20)
+    assert len(losses) == count == 280 and losses.sum() == pytest.approx(total)
+    assert np.all(losses > 0)
+
+
+def test_scoring_calls_are_sized_by_the_vocabulary():
+    assert evaluation.chunk_steps(65, 64) == evaluation.EVAL_CHUNK
+    huge = evaluation.chunk_steps(1_114_112, 64)
+    assert huge == 1  # one step of (V, 64) float32 logits is 285 MB: never more than one step
+    mid = evaluation.chunk_steps(70_000, 64)
+    assert mid * 70_000 * 64 * 4 <= evaluation.LOGITS_BYTES or mid == 1
+
+
+def test_clip_by_value_clips_each_element_and_keeps_the_rest():
+    g = {"a": np.array([-7.0, 0.5, 3.0]), "b": np.array([[6.0, -0.1]])}
+    norm = optim.clip_by_value(g, 5.0)
+    assert norm == pytest.approx(np.sqrt(49 + 0.25 + 9 + 36 + 0.01))
+    np.testing.assert_array_equal(g["a"], [-5.0, 0.5, 3.0])
+    np.testing.assert_array_equal(g["b"], [[5.0, -0.1]])
+
+
+def test_reset_prob_starts_streams_from_the_zero_state(tmp_path):
+    """With --reset-prob 1 every chunk is read from the zero state: the loss of the
+    second step equals a forward pass of that chunk from zeros, which a carried state
+    would change."""
+    from charrnn import data, training
+    from charrnn.config import TrainConfig
+
+    text = "".join(np.random.default_rng(0).choice(list("abcdef \n"), 3000))
+    path = tmp_path / "t.txt"
+    path.write_text(text)
+    losses = {}
+    for p in (0.0, 1.0):
+        tc = TrainConfig(seq_len=8, batch_size=4, reset_prob=p, time_limit=0, max_steps=2, lr=1e-9)
+        run = training.prepare(
+            str(path), {"cell": "gru", "hidden_size": 6, "n_layers": 1, "dropout": 0.0}, tc, str(tmp_path / "ck")
+        )
+        st = training.new_state(run)
+        streams = data.Streams(run.train_ids, 4, 8)
+        training.train_step(run, st, streams)
+        params = {k: v.copy() for k, v in st.params.items()}
+        losses[p] = training.train_step(run, st, streams)
+        x, y = streams.chunk(1)
+        nll, _ = model.sequence_nll(params, run.model_cfg, x, y, model.init_hidden(run.model_cfg, 4))
+        losses[p, "zero state"] = float(nll.mean())
+    assert losses[1.0] == pytest.approx(losses[1.0, "zero state"], rel=1e-5)
+    assert losses[0.0] != pytest.approx(losses[0.0, "zero state"], rel=1e-5)
