@@ -20,12 +20,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from charrnn import (
-    model,  # noqa: E402
-    sampling,  # noqa: E402
-)
-from charrnn.config import ModelConfig  # noqa: E402
-from charrnn.data import Vocab  # noqa: E402
+from charrnn import model, sampling
+from charrnn.config import ModelConfig
+from charrnn.data import Vocab
 
 # 65 printable characters, like tiny Shakespeare's vocabulary
 VOCAB = Vocab("".join(sorted("\n !$&',-.3:;?" + "ABCDEFGHIJKLMNOPQRSTUVWXYZ" + "abcdefghijklmnopqrstuvwxyz")))

@@ -28,20 +28,12 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from gemm_rate import gemm_gflops  # noqa: E402
+from gemm_rate import gemm_gflops
 
-from charrnn import (
-    data,  # noqa: E402
-    training,  # noqa: E402
-)
-from charrnn.config import ModelConfig, TrainConfig  # noqa: E402
+from charrnn import data, model, training
+from charrnn.config import ModelConfig, TrainConfig
 
 DEFAULT_CORPUS = os.path.join(os.path.dirname(__file__), "..", "corpora", "tales.txt")
-
-
-def flops_per_char(cfg: ModelConfig) -> float:
-    H, G, V, L = cfg.hidden_size, cfg.gates, cfg.vocab_size, cfg.n_layers
-    return 6.0 * H * G * L + 6.0 * H * G * (L - 1) + 6.0 * H * V
 
 
 def make_run(ids, vocab, cell, hidden, layers, batch, seq_len, dropout) -> training.Run:
@@ -80,7 +72,7 @@ def main(argv=None):
     run = make_run(ids, vocab, a.cell, a.hidden, a.layers, a.batch, a.seq_len, a.dropout)
     rates = [train_throughput(run, a.steps)["chars_per_s"] for _ in range(a.repeats)]
     cps = statistics.median(rates)
-    fpc = flops_per_char(run.model_cfg)
+    fpc = model.flops_per_char(run.model_cfg)
     G = run.model_cfg.gates
     step_rate_bm = gemm_gflops(a.batch, a.hidden, G, repeats=3, min_time=0.2)
     step_rate = gemm_gflops(G, a.hidden, a.batch, repeats=3, min_time=0.2)  # feature-major

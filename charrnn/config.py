@@ -106,7 +106,7 @@ class TrainConfig:
         choices=CLIP_MODES,
     )
     reset_prob: float = setting(
-        0.0,
+        0.125,
         "Chance that a stream starts a chunk from a fresh state, so that the model learns to start "
         "well (sampling starts fresh).",
         low=0,

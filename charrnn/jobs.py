@@ -10,12 +10,13 @@ one corpus failing does not stop the others.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from charrnn import checkpoint, data, resume, training
+from charrnn import autosize, checkpoint, data, resume, training
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.errors import CharRNNError, DataError, Interrupted, UsageError
 from charrnn.lock import RunLock
@@ -125,11 +126,44 @@ def start(job: Job, request: Request, report: Callable[[str], None]) -> tuple[tr
             resume.check_fresh(job.directory)
         model_cfg = {**ModelConfig(vocab_size=1).to_dict(), **request.model}
         run = training.prepare(job.path, model_cfg, TrainConfig(**request.train), job.directory, encoding or "utf-8")
+        probe_seconds = choose_model(run, request, report) if wants_auto(request) else 0.0
         state = training.new_state(run)
+        state.elapsed = probe_seconds  # the probe is part of the run's time budget
         run.fresh = True
     if job.sources:
         run.corpus.update(name=job.label, sources=[os.path.abspath(f) for f in job.sources])
     return run, state
+
+
+AUTO_FIELDS = ("cell", "hidden_size", "n_layers")  # given any of these, the user chose the model
+
+
+def wants_auto(request: Request) -> bool:
+    """A new run bounded by time only, with no size option, has its model chosen for the
+    corpus, the budget and this machine (autosize); a --max-steps run keeps the fixed
+    defaults, so that it gives the same result on every machine."""
+    limit = request.train.get("time_limit", TrainConfig().time_limit)
+    return limit > 0 and not request.train.get("max_steps") and not any(k in request.model for k in AUTO_FIELDS)
+
+
+def choose_model(run: training.Run, request: Request, report: Callable[[str], None]) -> float:
+    """Probe this machine's speed and set the run's model (and how often it validates)
+    by autosize.choose; options the user gave win. Returns the probe's seconds."""
+    speed, seconds = autosize.probe(run.vocab.size, run.train_cfg)
+    tc = run.train_cfg
+    choice = autosize.choose(
+        int(run.corpus["chars"]),
+        max(tc.time_limit - seconds, 1.0),
+        speed,
+        run.vocab.size,
+        tc.val_frac,
+        tc.batch_size,
+        tc.seq_len,
+    )
+    run.model_cfg = ModelConfig(**{**choice.model, **request.model, "vocab_size": run.vocab.size})
+    run.train_cfg = dataclasses.replace(tc, **{k: v for k, v in choice.train.items() if k not in request.train})
+    report(choice.reason)
+    return seconds
 
 
 def run_job(

@@ -93,6 +93,15 @@ def lr_scales(cfg: ModelConfig) -> dict[str, float]:
     return {"l0.Wx": float(np.sqrt(cfg.hidden_size))}
 
 
+def flops_per_char(cfg: ModelConfig) -> float:
+    """Floating-point operations of the model's matrix products per training character,
+    forward and backward (2mnk per product): 6HG per layer for the recurrence
+    (Wh^T h, Wh dR, dWh), 6HG for the input product of each layer above the first (the
+    first is a lookup, counted as none), and 6HV for the output layer."""
+    H, G, V, L = cfg.hidden_size, cfg.gates, cfg.vocab_size, cfg.n_layers
+    return 6.0 * H * G * L + 6.0 * H * G * (L - 1) + 6.0 * H * V
+
+
 def n_params(cfg: ModelConfig) -> int:
     return int(sum(np.prod(s) for s in param_shapes(cfg).values()))
 

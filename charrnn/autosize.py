@@ -1,0 +1,168 @@
+"""Choosing the model for a corpus, a time budget and a machine.
+
+`charrnn train FILE` with no size option picks the model here: the same 10 minutes buy
+a 2x512 LSTM on a fast machine and a 2x192 on a slow one, and a 50 KB text wants a
+smaller model and more dropout than a 3 MB one. ``choose`` is a pure function of the
+corpus size, the budget and the machine's measured speed; ``probe`` measures that
+speed in a few seconds by timing real training steps of two model sizes.
+
+The rule (derived from the grid of trainings in benchmarks/AUTOSIZE.md):
+
+- A candidate is an LSTM of 2 layers and hidden size H from LADDER. Training it for the
+  budget reads D = rate(H) x budget characters, and it has P(H) parameters.
+- The largest H whose budget gives at least CHARS_PER_PARAM characters per parameter
+  (so it makes enough steps to learn) and has at most PARAMS_PER_CHAR parameters per
+  training character (so it cannot simply memorise a small text) is chosen.
+- Dropout grows with how often the run reads each character (epochs = D / N), and
+  smaller models take larger steps (lr_for).
+- The run validates often enough to keep the best checkpoint of a small corpus, and
+  seldom enough that validating a large held-out text takes at most EVAL_SHARE of
+  the budget.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from charrnn.config import ModelConfig, TrainConfig
+
+LADDER = (64, 96, 128, 192, 256, 320, 384, 448, 512, 640, 768, 1024)  # hidden sizes tried, 2 layers
+LAYERS = 2
+CHARS_PER_PARAM = 6.0  # fewest characters read per parameter in the budget
+PARAMS_PER_CHAR = 4.0  # most parameters per character of training text
+DROPOUT_RANGE = (0.1, 0.4)  # at most one epoch .. DROPOUT_EPOCHS epochs or more
+DROPOUT_EPOCHS = 30.0
+EVAL_SHARE = 0.05  # of the budget spent validating, at most
+EVAL_SPEEDUP = 3.0  # scoring a character costs about a third of training on it (no backward pass)
+EVALS = (2, 20)  # fewest and most validations in a run
+LR_AT_384 = 5e-3  # Adam's peak learning rate for H = 384; smaller models take larger steps
+LR_MAX = 1e-2
+PROBE_SIZES = (128, 384)
+PROBE_STEPS = 2  # timed steps per probe size, after one untimed
+
+
+@dataclass(frozen=True)
+class Speed:
+    """How fast this machine trains a model: seconds per training character =
+    ``fixed`` + ``per_gflop`` x the model's GFLOP per character (model.flops_per_char)."""
+
+    fixed: float
+    per_gflop: float
+
+    def rate(self, cfg: ModelConfig) -> float:
+        """Training characters per second for the model ``cfg``."""
+        from charrnn.model import flops_per_char
+
+        return 1.0 / (self.fixed + self.per_gflop * flops_per_char(cfg) / 1e9)
+
+
+@dataclass(frozen=True)
+class Choice:
+    model: dict  # ModelConfig fields
+    train: dict  # TrainConfig fields
+    reason: str  # one line for the user
+
+
+def candidate(hidden_size: int, vocab_size: int, dropout: float = 0.0) -> ModelConfig:
+    return ModelConfig(cell="lstm", vocab_size=vocab_size, hidden_size=hidden_size, n_layers=LAYERS, dropout=dropout)
+
+
+def dropout_for(epochs: float) -> float:
+    """Dropout for a run that reads each training character ``epochs`` times: the low
+    end of DROPOUT_RANGE up to one epoch, the high end from DROPOUT_EPOCHS on, and
+    log-linear between."""
+    low, high = DROPOUT_RANGE
+    if epochs <= 1:
+        return low
+    t = min(1.0, math.log(epochs) / math.log(DROPOUT_EPOCHS))
+    return round(low + t * (high - low), 2)
+
+
+def lr_for(hidden_size: int) -> float:
+    """Peak learning rate for hidden size H: LR_AT_384 x sqrt(384 / H), at most LR_MAX
+    (1,000 steps of an LSTM 2x128 on tiny Shakespeare: 1.734 nats/char at 3e-3, 1.655
+    at 6e-3; of a 2x384: 1.471 at 3e-3, 1.466 at 5e-3)."""
+    return round(min(LR_MAX, LR_AT_384 * math.sqrt(384 / hidden_size)), 5)
+
+
+def eval_every(steps: float, val_chars: int, rate: float, budget: float) -> int:
+    """Steps between validations: as many as EVALS allows, while validating the
+    ``val_chars`` held-out characters takes at most EVAL_SHARE of ``budget``."""
+    seconds = val_chars / (EVAL_SPEEDUP * rate)
+    affordable = EVAL_SHARE * budget / max(seconds, 1e-9)
+    n = max(EVALS[0], min(EVALS[1], int(affordable)))
+    return max(1, int(math.ceil(steps / n)))
+
+
+def choose(
+    n_chars: int,
+    budget: float,
+    speed: Speed,
+    vocab_size: int,
+    val_frac: float = 0.1,
+    batch_size: int = 64,
+    seq_len: int = 64,
+) -> Choice:
+    """The model for a text of ``n_chars`` characters trained for ``budget`` seconds on a
+    machine of ``speed``. Pure: the same arguments give the same choice."""
+    from charrnn.model import n_params
+
+    train_chars = n_chars - round(n_chars * val_frac)
+    best = None
+    for H in LADDER:
+        cfg = candidate(H, vocab_size)
+        P, D = n_params(cfg), speed.rate(cfg) * budget
+        if best is None or (D >= CHARS_PER_PARAM * P and P <= PARAMS_PER_CHAR * train_chars):
+            best = (H, P, D, speed.rate(cfg))
+    H, P, D, rate = best
+    epochs = D / max(train_chars, 1)
+    dropout = dropout_for(epochs)
+    steps = D / (batch_size * seq_len)
+    model = {"cell": "lstm", "hidden_size": H, "n_layers": LAYERS, "dropout": dropout}
+    train = {"eval_every": eval_every(steps, n_chars - train_chars, rate, budget), "lr": lr_for(H)}
+    reason = (
+        f"auto: lstm {LAYERS}x{H}, dropout {dropout:g} for {n_chars / 1e6:.2g} M chars and "
+        f"{_duration(budget)} at ~{rate / 1e3:.0f}k chars/s ({epochs:.1f} epochs); "
+        f"pass --hidden-size to choose yourself"
+    )
+    return Choice(model, train, reason)
+
+
+def _duration(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}m{s:02d}s" if m and s else f"{m}m" if m else f"{s}s"
+
+
+def probe(vocab_size: int, train_cfg: TrainConfig, seed: int = 0) -> tuple[Speed, float]:
+    """Time training steps of two model sizes on random text of ``vocab_size``
+    characters (the run's batch and chunk sizes, optimizer and clipping); returns the
+    fitted Speed and the seconds the probe took."""
+    import numpy as np
+
+    from charrnn import data, training
+
+    t0 = time.perf_counter()
+    B, T = train_cfg.batch_size, train_cfg.seq_len
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, vocab_size, B * (T + 1) * (PROBE_STEPS + 2)).astype(np.int64)
+    vocab = data.Vocab("".join(chr(0x100 + i) for i in range(vocab_size)))
+    points = []
+    for H in PROBE_SIZES:
+        cfg = candidate(H, vocab_size, dropout=0.2)
+        run = training.Run(cfg, train_cfg, vocab, ids, ids[:100], checkpoint_dir="")
+        st = training.new_state(run)
+        streams = data.Streams(ids, B, T)
+        training.train_step(run, st, streams)  # the first step pays for thread pools and caches
+        t = time.perf_counter()
+        for _ in range(PROBE_STEPS):
+            training.train_step(run, st, streams)
+        seconds_per_char = (time.perf_counter() - t) / (PROBE_STEPS * B * T)
+        from charrnn.model import flops_per_char
+
+        points.append((flops_per_char(cfg) / 1e9, seconds_per_char))
+    (g1, s1), (g2, s2) = points
+    per_gflop = max((s2 - s1) / (g2 - g1), 1e-12)
+    fixed = max(s1 - per_gflop * g1, 0.0)
+    return Speed(fixed, per_gflop), time.perf_counter() - t0
