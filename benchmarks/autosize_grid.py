@@ -78,7 +78,8 @@ def probe_speed(launcher, vocab_size):
 
 
 def run_cell(label, corpus, budget, launcher, workdir, log):
-    ids, vocab = data.load_corpus(corpus)
+    loaded = data.load_corpus(corpus)
+    ids, vocab = loaded.ids, loaded.vocab
     n, V = len(ids), vocab.size
     speed = probe_speed(launcher, V)
     rule = autosize.choose(n, budget, speed, V)

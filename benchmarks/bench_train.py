@@ -68,7 +68,8 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--repeats", type=int, default=3)
     a = p.parse_args(argv)
-    ids, vocab = data.load_corpus(a.corpus)
+    loaded = data.load_corpus(a.corpus)
+    ids, vocab = loaded.ids, loaded.vocab
     run = make_run(ids, vocab, a.cell, a.hidden, a.layers, a.batch, a.seq_len, a.dropout)
     rates = [train_throughput(run, a.steps)["chars_per_s"] for _ in range(a.repeats)]
     cps = statistics.median(rates)

@@ -1,8 +1,9 @@
 """Text in, character ids out: reading, the vocabulary, and the layout of training streams.
 
-Reading is streamed in chunks, so a corpus of hundreds of megabytes never exists as one
-Python string: a first pass finds the vocabulary and the length, a second encodes into
-a preallocated array of 1 byte per character (2 when the vocabulary exceeds 256).
+A corpus is read once, in pieces, so that pipes, FIFOs and standard input (``-``) work
+and a text of hundreds of megabytes never exists as one Python string: the same pass
+decodes, hashes the bytes and encodes the characters, 1 byte per character (2 when
+the vocabulary exceeds 256).
 
 Text policy (documented in the README): the bytes are decoded strictly in the chosen
 encoding; a UTF-8 byte-order mark at the very start is dropped; Windows line ends
@@ -12,20 +13,29 @@ encoding; a UTF-8 byte-order mark at the very start is dropped; Windows line end
 from __future__ import annotations
 
 import codecs
+import contextlib
+import errno
 import functools
 import hashlib
 import os
+import stat
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 
-from charrnn.errors import DataError
+from charrnn.errors import DataError, UsageError
 
 READ_BYTES = 1 << 20  # 1 MiB of bytes per read: large enough for speed; encoding needs ~14x that
 BINARY_HINT = "it looks like a binary file, not text"
 
 
+STDIN = "-"  # the path that means standard input
+
+
 def _open_error(path: str, exc: OSError) -> DataError:
+    if exc.errno == errno.ELOOP:
+        return DataError(f"{path} is a symbolic link loop")
     if isinstance(exc, FileNotFoundError):
         return DataError(f"{path}: no such file")
     if isinstance(exc, IsADirectoryError):
@@ -35,36 +45,77 @@ def _open_error(path: str, exc: OSError) -> DataError:
     return DataError(f"cannot read {path}: {exc.strerror or exc}")
 
 
-def iter_text(path: str, encoding: str = "utf-8"):
-    """Yield the decoded text of ``path`` in pieces, applying the text policy above."""
+def is_rereadable(path: str) -> bool:
+    """Whether ``path`` can be read again later: a regular file, not standard input, a
+    pipe, a FIFO or a process substitution (/dev/fd/N), which are gone once read."""
+    if path == STDIN:
+        return False
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def check_input(path: str) -> None:
+    """Refuse a text path that cannot be read as a file, before any work starts: one
+    message for every command (a usage error: exit code 2)."""
+    if path == STDIN:
+        return
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise UsageError(str(_open_error(path, exc))) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"{path} is a directory, not a text file")
+
+
+def text_name(path: str) -> str:
+    """How a text is named in messages and run directories: its file name, "stdin" for
+    standard input."""
+    if path == STDIN or os.path.abspath(path) in ("/dev/stdin", "/proc/self/fd/0", "/dev/fd/0"):
+        return "stdin"
+    return os.path.basename(os.path.normpath(path))
+
+
+def _open(path: str):
+    if path == STDIN:
+        return contextlib.nullcontext(sys.stdin.buffer)
+    return open(path, "rb")
+
+
+def iter_text(path: str, encoding: str = "utf-8", digest=None):
+    """Yield the decoded text of ``path`` (``-``: standard input) in pieces, applying the
+    text policy above; ``digest`` (a hashlib object) is fed the raw bytes."""
     try:
         codec = codecs.lookup(encoding)
     except LookupError:
         raise DataError(f"unknown encoding {encoding!r}; try utf-8 or latin-1") from None
     drop_bom = codec.name == "utf-8"  # utf-8-sig and utf-16 drop their own BOM
-    if os.path.isdir(path):
+    if path != STDIN and os.path.isdir(path):
         raise DataError(f"{path} is a directory, not a text file")
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
     offset = 0  # bytes consumed so far, to say where a decoding error is
     carry = ""  # a trailing "\r" held back in case the next piece starts with "\n"
     first = True
     try:
-        f = open(path, "rb")
+        f = _open(path)
     except OSError as exc:
         raise _open_error(path, exc) from None
-    with f:
+    with f as stream:
         while True:
             try:
-                raw = f.read(READ_BYTES)
+                raw = stream.read(READ_BYTES)
             except OSError as exc:
                 raise _open_error(path, exc) from None
+            if digest is not None:
+                digest.update(raw)
             final = not raw
             try:
                 text = decoder.decode(raw, final=final)
             except UnicodeDecodeError as exc:
                 pending = len(decoder.getstate()[0]) if hasattr(decoder, "getstate") else 0
                 where = offset - pending + exc.start
-                raise _decode_error(path, encoding, exc, max(where, 0), raw, offset == 0) from None
+                raise _decode_error(path, encoding, exc, max(where, 0), raw, offset) from None
             offset += len(raw)
             if first and text:
                 if text[0] == "\ufeff" and drop_bom:
@@ -75,7 +126,9 @@ def iter_text(path: str, encoding: str = "utf-8"):
             if not final and text.endswith("\r"):
                 text, carry = text[:-1], "\r"
             if "\x00" in text:
-                raise DataError(f"{path} contains NUL bytes: {BINARY_HINT}")
+                nul = raw.find(b"\x00")  # where the encoding writes NUL as one zero byte (utf-8, latin-1)
+                where = f"a NUL byte at offset {offset - len(raw) + nul}" if nul >= 0 else "NUL characters"
+                raise DataError(f"{path} contains {where}: {BINARY_HINT}")
             if text:
                 yield text.replace("\r\n", "\n")
             if final:
@@ -83,7 +136,7 @@ def iter_text(path: str, encoding: str = "utf-8"):
 
 
 def _decode_error(
-    path: str, encoding: str, exc: UnicodeDecodeError, where: int, raw: bytes, at_start: bool
+    path: str, encoding: str, exc: UnicodeDecodeError, where: int, raw: bytes, raw_offset: int
 ) -> DataError:
     """Say where decoding failed and what to do: another --encoding fixes text, not binaries."""
     byte = f"byte 0x{exc.object[exc.start]:02x} at offset {where}"
@@ -93,11 +146,14 @@ def _decode_error(
         (codecs.BOM_UTF16_LE, "utf-16"),
         (codecs.BOM_UTF16_BE, "utf-16"),
     )
-    bom = next((name for mark, name in boms if at_start and raw.startswith(mark)), None)
+    bom = next((name for mark, name in boms if raw_offset == 0 and raw.startswith(mark)), None)
     if bom:
         hint = f"the file starts with a {bom.upper()} byte-order mark: pass --encoding {bom}"
     elif b"\x00" in raw:  # UTF-16/32 text is full of NULs, but then it decodes
-        return DataError(f"{path} is not valid {encoding} ({byte}) and contains NUL bytes: {BINARY_HINT}")
+        nul = raw_offset + raw.find(b"\x00")
+        return DataError(
+            f"{path} is not valid {encoding} ({byte}) and contains NUL bytes (the first at offset {nul}): {BINARY_HINT}"
+        )
     else:
         hint = "if the file uses another encoding, pass it with --encoding (for example --encoding latin-1)"
     return DataError(f"{path} is not valid {encoding}: {byte} cannot be decoded; {hint}")
@@ -164,34 +220,71 @@ def format_chars(chars, limit: int | None = None) -> str:
     return shown if limit is None or len(chars) <= limit else f"{shown} and {len(chars) - limit} more"
 
 
-def load_corpus(path: str, encoding: str = "utf-8", vocab: Vocab | None = None):
-    """Read and encode a text file in two streamed passes.
+@dataclass(frozen=True)
+class Corpus:
+    """A text read once: its ids, its vocabulary, and what identifies it."""
 
-    Returns (ids, vocab): ``ids`` is a 1-D array of the smallest unsigned dtype. With
-    ``vocab`` given (resuming, or evaluating under a model) characters outside it raise
-    DataError, unless they are counted by ``count_unknown``.
+    ids: np.ndarray  # 1-D, the vocabulary's dtype
+    vocab: Vocab
+    sha256: str  # of the bytes read
+    rereadable: bool  # False for standard input, pipes and FIFOs: gone once read
+
+
+def _id_dtype(n: int):
+    return np.uint8 if n <= 256 else np.uint16 if n <= 65536 else np.uint32
+
+
+def load_corpus(path: str, encoding: str = "utf-8", vocab: Vocab | None = None) -> Corpus:
+    """Read, hash and encode a text in one streamed pass (``-`` reads standard input).
+
+    Without ``vocab``, ids are first given in order of first appearance and renumbered
+    into the sorted vocabulary at the end, piece by piece, so the peak memory stays
+    about one byte per character. With ``vocab`` (resuming) a character outside it
+    raises DataError naming all of them.
     """
-    seen: set[str] = set()
+    digest = hashlib.sha256()
+    table = np.full(0, -1, dtype=np.int64)  # code point -> provisional id (no vocab given)
+    order: list[int] = []  # code points in order of first appearance (no vocab given)
+    pieces: list[np.ndarray] = []
+    unknown: set[str] = set()
     n = 0
-    for piece in iter_text(path, encoding):
-        seen.update(piece)
-        n += len(piece)
+    for piece in iter_text(path, encoding, digest):
+        codes = code_points(piece)
+        n += len(codes)
+        if vocab is not None:
+            ids = vocab.lookup(piece)
+            if (ids < 0).any():
+                unknown.update(vocab.unknown(piece))
+                continue
+            pieces.append(ids.astype(vocab.dtype))
+            continue
+        top = int(codes.max())
+        if top >= len(table):
+            table = np.concatenate([table, np.full(top + 1 - len(table), -1, dtype=np.int64)])
+        prov = table[codes]
+        new = prov < 0
+        if new.any():
+            fresh = np.unique(codes[new])
+            table[fresh] = np.arange(len(order), len(order) + len(fresh))
+            order.extend(fresh.tolist())
+            prov = table[codes]
+        pieces.append(prov.astype(_id_dtype(len(order))))
     if n == 0:
         raise DataError(f"{path} is empty")
+    if unknown:
+        raise DataError(f"{path} has characters the model's vocabulary lacks: {format_chars(sorted(unknown))}")
+    renumber = None
     if vocab is None:
-        vocab = Vocab("".join(sorted(seen)))
-    else:
-        unknown = sorted(seen - set(vocab.chars))
-        if unknown:
-            raise DataError(f"{path} has characters the model's vocabulary lacks: {format_chars(unknown)}")
+        codes = np.array(order, dtype=np.int64)
+        vocab = Vocab("".join(map(chr, np.sort(codes))))
+        renumber = np.searchsorted(np.sort(codes), codes).astype(vocab.dtype)  # provisional -> sorted id
     ids = np.empty(n, dtype=vocab.dtype)
     pos = 0
-    for piece in iter_text(path, encoding):
-        ids[pos : pos + len(piece)] = vocab.lookup(piece)
+    for i, piece in enumerate(pieces):
+        ids[pos : pos + len(piece)] = piece if renumber is None else renumber[piece]
         pos += len(piece)
-    if pos != n:  # the file changed between the passes
-        raise DataError(f"{path} changed while it was being read")
-    return ids, vocab
+        pieces[i] = None  # freed as soon as it is copied
+    return Corpus(ids, vocab, digest.hexdigest(), is_rereadable(path))
 
 
 def file_sha256(path: str) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -87,16 +88,19 @@ def chunk_steps(vocab_size: int, streams: int) -> int:
     return int(max(1, min(EVAL_CHUNK, LOGITS_BYTES // (4 * vocab_size * streams))))
 
 
-def char_losses(params, cfg, ids: np.ndarray, n_context: int = 1) -> np.ndarray:
+def char_losses(params, cfg, ids: np.ndarray, n_context: int = 1, deadline: float | None = None):
     """The loss (nats) of predicting each character of ids[n_context:] from all that
     precedes it, in EVAL_STREAMS streams with carried state and a warm-up
-    (data.eval_chunks): out[i] is the loss of ids[n_context + i]."""
+    (data.eval_chunks): out[i] is the loss of ids[n_context + i]. None if
+    time.perf_counter() passes ``deadline`` first."""
     out = np.empty(max(len(ids) - n_context, 0), dtype=np.float64)
     state = None
     streams = max(1, min(EVAL_STREAMS, len(out)))
     for x, y, targets in data.eval_chunks(
         ids, n_context, EVAL_STREAMS, EVAL_WARMUP, chunk_steps(cfg.vocab_size, streams)
     ):
+        if deadline is not None and time.perf_counter() > deadline:
+            return None
         if state is None:
             state = model.init_hidden(cfg, x.shape[0], params["Why"].dtype)
         nll, state = model.sequence_nll(params, cfg, x, y, state)
@@ -217,6 +221,11 @@ def training_corpus(ckpt, checkpoint_path: str) -> tuple[str, str, bool]:
     False when the file's SHA-256 differs from the one recorded at training time."""
     corpus = ckpt.corpus or {}
     path = corpus.get("path")
+    if not path and corpus.get("sha256"):
+        raise DataError(
+            f"{checkpoint_path} was trained on text read from {corpus.get('name') or 'a pipe'} (standard input "
+            f"or a pipe), which charrnn could not keep; pass the text to evaluate as FILE"
+        )
     if not path or not os.path.isfile(path):
         raise DataError(
             f"{checkpoint_path} was trained on {path or 'an unrecorded file'}, which is not "

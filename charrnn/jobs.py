@@ -34,8 +34,8 @@ class Job:
 
 
 def corpus_name(path: str) -> str:
-    base = os.path.basename(os.path.normpath(path))
-    return os.path.splitext(base)[0] or "corpus"
+    """The run directory's name for a text: its file name without the extension."""
+    return os.path.splitext(data.text_name(path))[0] or "corpus"
 
 
 def plan(files, checkpoint_dir: str | None, concat: bool = False) -> list[Job]:

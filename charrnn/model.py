@@ -175,7 +175,18 @@ def _input_preactivations(cfg, params, k, X_ids, D_below, onehot):
     return Z
 
 
-def _forward(params, cfg: ModelConfig, x, state, dropout, rng, train):
+class Stopped(Exception):
+    """A training step was abandoned because ``stop`` was set (the trainer got a signal)."""
+
+
+def _check(stop) -> None:
+    """Between layers: give up the step when asked to, so that a run with a slow step
+    still stops within about one layer's time of a signal."""
+    if stop is not None and stop.is_set():
+        raise Stopped()
+
+
+def _forward(params, cfg: ModelConfig, x, state, dropout, rng, train, stop=None):
     """forward() with logits (T,V,B) and the cache the backward pass needs."""
     X_ids = np.ascontiguousarray(x.T)  # (T,B)
     dtype = params["Why"].dtype
@@ -183,6 +194,7 @@ def _forward(params, cfg: ModelConfig, x, state, dropout, rng, train):
     D = None
     caches, new_state = [], []
     for k in range(cfg.n_layers):
+        _check(stop)
         Zx = _input_preactivations(cfg, params, k, X_ids, D, onehot)
         s_in = tuple(np.ascontiguousarray(s.T, dtype=dtype) for s in state[k])  # (B,H) -> (H,B)
         hs, cache, s = cfg.spec.forward(Zx, params[f"l{k}.Wh"], layer_extra(cfg, params, k), s_in, train)
@@ -243,6 +255,7 @@ def loss_and_grads(
     state,
     dropout: float = 0.0,
     rng: np.random.Generator | None = None,
+    stop=None,
 ):
     """Mean cross-entropy (nats/char) of predicting y from x, and its gradients.
 
@@ -252,13 +265,14 @@ def loss_and_grads(
     x, y : (B,T) integer arrays; y[:, t] is the character that follows x[:, t]
     state : per-layer tuples of (B,H) arrays carried in from the previous chunk
     dropout, rng : dropout probability on layer outputs and the generator that draws it
+    stop : a threading.Event; once set, the step raises Stopped at the next layer
 
     Returns
     -------
     loss : float, grads : dict like params, new_state : state after the last step
     (truncated BPTT: no gradient flows into ``state``).
     """
-    logits, new_state, (X_ids, onehot, caches) = _forward(params, cfg, x, state, dropout, rng, train=True)
+    logits, new_state, (X_ids, onehot, caches) = _forward(params, cfg, x, state, dropout, rng, True, stop)
     T, V, B = logits.shape
     N = T * B
     logp = log_softmax_(logits, axis=1)
@@ -274,6 +288,7 @@ def loss_and_grads(
     dD = np.matmul(params["Why"], dlogits)  # (H,V)@(T,V,B) -> (T,H,B)
     del dlogits, logp, logits
     for k in range(cfg.n_layers - 1, -1, -1):
+        _check(stop)
         cache, mask, _ = caches[k]
         caches[k] = (None, None, caches[k][2])  # free this layer's cache as soon as it is used
         if mask is not None:

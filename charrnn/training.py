@@ -13,6 +13,7 @@ import math
 import os
 import shlex
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -69,7 +70,8 @@ def prepare(
     vocab: data.Vocab | None = None,
 ) -> Run:
     """Read the corpus, fix the vocabulary and validate that it can be trained on."""
-    ids, vocab = data.load_corpus(path, encoding, vocab)
+    text = data.load_corpus(path, encoding, vocab)
+    ids, vocab = text.ids, text.vocab
     train_ids, val_ids = data.split(ids, train_cfg.val_frac)
     # one chunk per stream: checked first, it is the usual culprit
     data.require_streams(
@@ -85,11 +87,11 @@ def prepare(
             f"{train_cfg.val_frac} (that rounds to none); raise --val-frac or use a longer text"
         )
     cfg = ModelConfig(**{**model_cfg, "vocab_size": vocab.size})
-    corpus = {
-        "path": os.path.abspath(path),
-        "name": os.path.basename(path),
+    corpus = {  # a text read from a pipe has no path to read it from again
+        "path": os.path.abspath(path) if text.rereadable else None,
+        "name": data.text_name(path),
         "chars": int(len(ids)),
-        "sha256": data.file_sha256(path),
+        "sha256": text.sha256,
         "encoding": encoding,
     }
     context_and_val, n_context = evaluation.with_context(ids, len(train_ids))
@@ -97,6 +99,11 @@ def prepare(
     if vocab.size == 1:  # trains fine (the loss is exactly 0), but the user probably meant another file
         run.notes.append(
             f"note: {path} holds a single distinct character, {vocab.chars!r}; the model can only learn to repeat it"
+        )
+    elif not vocab.chars.strip():  # spaces, tabs and line ends only: trains, but on no words
+        run.notes.append(
+            f"note: {path} holds only white space ({data.format_chars(vocab.chars)}); "
+            f"the model will only learn to place it"
         )
     return run
 
@@ -195,50 +202,68 @@ def shard_runner(batch_size: int) -> ShardRunner:
     return ShardRunner(batch_size)
 
 
-def train_step(run: Run, st: TrainState, streams: data.Streams) -> float:
-    """One optimizer step on the next chunk. Returns the chunk's loss (nats/char)."""
+DIVERGED_FACTOR = 10.0  # a loss above this many times a uniform guess's (ln V) is divergence
+HIGH_FACTOR, HIGH_EVALS = 2.0, 3  # ... and so is twice that at this many validations in a row
+
+
+def uniform_loss(vocab_size: int) -> float:
+    """The loss of a uniform guess over the vocabulary, ln V (ln 2 for one character,
+    so that a one-character text still has a divergence threshold)."""
+    return math.log(max(vocab_size, 2))
+
+
+def train_step(run: Run, st: TrainState, streams: data.Streams, stop=None) -> float:
+    """One optimizer step on the next chunk. Returns the chunk's loss (nats/char).
+
+    Nothing of ``st`` changes unless the step completes: a step abandoned because
+    ``stop`` was set (model.Stopped) or because it diverged leaves the state, the
+    generator included, as it was, so a checkpoint of it resumes exactly."""
     cfg = run.train_cfg
-    if st.chunk >= streams.chunks_per_epoch:
-        st.epoch += 1
-        st.chunk = 0
-        st.hidden = model.init_hidden(run.model_cfg, cfg.batch_size)  # a new pass starts from zero state
+    rng_state = st.rng.bit_generator.state
+    epoch, chunk, hidden = st.epoch, st.chunk, st.hidden
+    if chunk >= streams.chunks_per_epoch:  # a new pass starts from the zero state
+        epoch, chunk = epoch + 1, 0
+        hidden = model.init_hidden(run.model_cfg, cfg.batch_size)
     elif cfg.reset_prob > 0:  # some streams start this chunk fresh, as sampling does
         fresh = st.rng.random(cfg.batch_size) < cfg.reset_prob
         if fresh.any():
-            st.hidden = [tuple(np.where(fresh[:, None], 0, s).astype(s.dtype) for s in layer) for layer in st.hidden]
-    x, y = streams.chunk(st.chunk)
-    loss, grads, hidden = shard_runner(cfg.batch_size).loss_and_grads(
-        st.params, run.model_cfg, x, y, st.hidden, run.model_cfg.dropout, st.rng
-    )
-    loss += 0.0  # a one-character vocabulary gives -0.0, which would print as "-0.0000"
-    if not math.isfinite(loss):
-        raise TrainingDiverged(f"loss became {loss} at step {st.step + 1} (lr={learning_rate(cfg, st):.3g})")
-    clip = optim.clip_by_global_norm if cfg.clip_mode == "norm" else optim.clip_by_value
-    norm = clip(grads, cfg.clip)
-    if not math.isfinite(norm):
-        raise TrainingDiverged(f"gradient norm became {norm} at step {st.step + 1} (lr={learning_rate(cfg, st):.3g})")
-    optim.update(
-        cfg.optimizer,
-        st.params,
-        grads,
-        st.opt_state,
-        learning_rate(cfg, st),
-        st.step + 1,
-        model.lr_scales(run.model_cfg),
-    )
-    st.hidden = hidden
+            hidden = [tuple(np.where(fresh[:, None], 0, s).astype(s.dtype) for s in layer) for layer in hidden]
+    x, y = streams.chunk(chunk)
+    lr = learning_rate(cfg, st)
+    try:
+        loss, grads, new_hidden = shard_runner(cfg.batch_size).loss_and_grads(
+            st.params, run.model_cfg, x, y, hidden, run.model_cfg.dropout, st.rng, stop
+        )
+        loss += 0.0  # a one-character vocabulary gives -0.0, which would print as "-0.0000"
+        if not math.isfinite(loss):
+            raise TrainingDiverged(f"loss became {loss} at step {st.step + 1} (lr={lr:.3g})")
+        if loss > DIVERGED_FACTOR * uniform_loss(run.vocab.size):
+            raise TrainingDiverged(
+                f"loss became {loss:.4g} at step {st.step + 1}, far above the {uniform_loss(run.vocab.size):.3g} "
+                f"nats/char of a uniform guess (lr={lr:.3g})"
+            )
+        clip = optim.clip_by_global_norm if cfg.clip_mode == "norm" else optim.clip_by_value
+        norm = clip(grads, cfg.clip)
+        if not math.isfinite(norm):
+            raise TrainingDiverged(f"gradient norm became {norm} at step {st.step + 1} (lr={lr:.3g})")
+    except (model.Stopped, TrainingDiverged):
+        st.rng.bit_generator.state = rng_state
+        raise
+    optim.update(cfg.optimizer, st.params, grads, st.opt_state, lr, st.step + 1, model.lr_scales(run.model_cfg))
+    st.epoch, st.chunk, st.hidden = epoch, chunk + 1, new_hidden
     st.step += 1
-    st.chunk += 1
     st.smoothed_loss = loss if st.smoothed_loss is None else SMOOTHING * st.smoothed_loss + (1 - SMOOTHING) * loss
     return loss
 
 
 class _StopFlag:
-    """Turns SIGINT/SIGTERM into a flag checked between steps, so that a signal never
-    lands in the middle of an update and a second Ctrl-C cannot interrupt a save."""
+    """Turns SIGINT/SIGTERM into a flag, so that a signal never lands in the middle of an
+    update and a second Ctrl-C cannot interrupt a save. ``event`` is set too: a step in
+    progress gives up at its next layer (model.Stopped), so a slow step stops quickly."""
 
     def __init__(self):
         self.signum = None
+        self.event = threading.Event()
         self._old = {}
 
     def __enter__(self):
@@ -251,6 +276,7 @@ class _StopFlag:
 
     def _handle(self, signum, frame):
         self.signum = self.signum or signum
+        self.event.set()
 
     def __exit__(self, *exc):
         for sig, old in self._old.items():
@@ -292,6 +318,9 @@ def _what_was_kept(run: Run, saved_step: int | None) -> str:
     return "no checkpoint was written"
 
 
+STOP_VALIDATION_SECONDS = 2.0  # on the way out after a signal, validate only if it is this quick
+
+
 def train(
     run: Run,
     st: TrainState,
@@ -303,14 +332,35 @@ def train(
     """Train until --max-steps or --time-limit, validating and checkpointing every
     --eval-every steps and at the end. Returns a summary dict.
 
-    SIGINT/SIGTERM end the run after the current step with a checkpoint of it and
-    raise Interrupted; a NaN or infinite loss raises TrainingDiverged and leaves the
-    checkpoints as they were."""
+    SIGINT/SIGTERM end the run within about a layer's time: the step in progress is
+    given up, the last completed one is saved, and Interrupted is raised. A loss that
+    is not finite, or far above a uniform guess's, raises TrainingDiverged and leaves
+    the checkpoints as they were. A run that already reached its limit is left as it
+    is: nothing is trained, validated or written."""
     from tqdm import tqdm
 
     cfg = run.train_cfg
     streams = data.Streams(run.train_ids, cfg.batch_size, cfg.seq_len)
     chars_per_step = cfg.batch_size * cfg.seq_len
+    start_step, t0, start_elapsed = st.step, time.perf_counter(), st.elapsed
+    rate, step_seconds = 0.0, 0.0  # chars/s counts training steps only, not validation
+    saved: dict = {}
+    saved_step = None  # the step of the last checkpoint written by this call
+    high = 0  # validations in a row far above a uniform guess
+
+    def done() -> bool:
+        return bool((cfg.max_steps and st.step >= cfg.max_steps) or (cfg.time_limit and st.elapsed >= cfg.time_limit))
+
+    for note in run.notes:
+        report(note)
+    if done():
+        limit = (
+            f"--max-steps {cfg.max_steps}"
+            if cfg.max_steps and st.step >= cfg.max_steps
+            else f"--time-limit {cfg.time_limit:g}s (the run's total training time)"
+        )
+        report(f"note: this run already reached {limit}; nothing was changed; pass a larger one to train further")
+        return summary(run, st, {"latest": os.path.join(run.checkpoint_dir, checkpoint.LATEST)}, rate)
     checkpoint.check_writable(run.checkpoint_dir)
     bar = tqdm(
         total=cfg.max_steps or None,
@@ -321,31 +371,24 @@ def train(
         leave=True,
     )
     write = bar.write if progress_bar else report
-    start_step, t0, start_elapsed = st.step, time.perf_counter(), st.elapsed
-    rate, step_seconds = 0.0, 0.0  # chars/s counts training steps only, not validation
-    saved: dict = {}
-    saved_step = None  # the step of the last checkpoint written by this call
 
-    def done() -> bool:
-        return bool((cfg.max_steps and st.step >= cfg.max_steps) or (cfg.time_limit and st.elapsed >= cfg.time_limit))
-
-    for note in run.notes:
-        write(note)
-    if done():
-        limit = (
-            f"--max-steps {cfg.max_steps}"
-            if cfg.max_steps and st.step >= cfg.max_steps
-            else f"--time-limit {cfg.time_limit:g}s"
-        )
-        write(f"note: this run already reached {limit}; pass a larger one to train further")
-
-    def checkpoint_now():
-        nonlocal saved, saved_step
+    def checkpoint_now(deadline: float | None = None):
+        nonlocal saved, saved_step, high
         for name, p in st.params.items():  # checkpoint.save would refuse them; say what happened instead
             if not np.all(np.isfinite(p)):
                 raise TrainingDiverged(f"parameter {name} became NaN or infinite by step {st.step}")
-        losses = evaluation.char_losses(st.params, run.model_cfg, run.val_ids, run.n_context)
+        losses = evaluation.char_losses(st.params, run.model_cfg, run.val_ids, run.n_context, deadline)
+        if losses is None:  # stopping, and validating would take too long: keep latest.npz only
+            saved.update(save_checkpoints(run, st, False, keep_last))
+            saved_step = st.step
+            return
         val = float(losses.mean())
+        high = high + 1 if val > HIGH_FACTOR * uniform_loss(run.vocab.size) else 0
+        if not math.isfinite(val) or val > DIVERGED_FACTOR * uniform_loss(run.vocab.size) or high >= HIGH_EVALS:
+            raise TrainingDiverged(
+                f"the validation loss is {val:.4g} nats/char at step {st.step}, far above the "
+                f"{uniform_loss(run.vocab.size):.3g} of a uniform guess"
+            )
         st.last_val = val
         st.cold_start = evaluation.cold_start(st.params, run.model_cfg, run.val_ids, run.n_context, losses)
         improved = st.best_val is None or val < st.best_val
@@ -380,7 +423,10 @@ def train(
         with _StopFlag() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             while not done() and stop.signum is None:
                 t_step = time.perf_counter()
-                train_step(run, st, streams)
+                try:
+                    train_step(run, st, streams, stop.event)
+                except model.Stopped:
+                    break
                 now = time.perf_counter()
                 step_seconds += now - t_step
                 st.elapsed = start_elapsed + now - t0
@@ -394,16 +440,16 @@ def train(
                 )
                 if on_step is not None:
                     on_step(st)
-                if st.step % cfg.eval_every == 0 and not done():
+                if st.step % cfg.eval_every == 0 and not done() and stop.signum is None:
                     checkpoint_now()
                     st.elapsed = start_elapsed + time.perf_counter() - t0  # validation counts too
-            if saved_step != st.step:  # not just saved by the periodic checkpoint
-                checkpoint_now()
+            if saved_step != st.step and st.step > start_step:  # not just saved by the periodic checkpoint
+                checkpoint_now(None if stop.signum is None else time.perf_counter() + STOP_VALIDATION_SECONDS)
             if stop.signum is not None:
                 name = signal.Signals(stop.signum).name
+                what = f"saved {saved['latest']}" if saved else f"no step was completed; {_what_was_kept(run, None)}"
                 raise Interrupted(
-                    f"interrupted by {name} at step {st.step}; saved {saved['latest']}; "
-                    f"resume with: {resume_hint(run, keep_last)}",
+                    f"interrupted by {name} at step {st.step}; {what}; resume with: {resume_hint(run, keep_last)}",
                     stop.signum,
                 )
     except TrainingDiverged as exc:

@@ -92,8 +92,8 @@ def interrupt_at(monkeypatch, step: int, signum: int = signal.SIGINT) -> None:
     """Make training deliver ``signum`` to this process right after step ``step``."""
     real = training.train_step
 
-    def step_then_signal(run_, st, streams):
-        loss = real(run_, st, streams)
+    def step_then_signal(run_, st, streams, stop=None):
+        loss = real(run_, st, streams, stop)
         if st.step == step:
             os.kill(os.getpid(), signum)
         return loss

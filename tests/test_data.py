@@ -11,7 +11,8 @@ def test_roundtrip_unicode(tmp_path):
     text = "héllo wörld ✓ 🙂 e\u0301\n" * 3
     p = tmp_path / "u.txt"
     p.write_text(text, encoding="utf-8")
-    ids, vocab = data.load_corpus(str(p))
+    loaded = data.load_corpus(str(p))
+    ids, vocab = loaded.ids, loaded.vocab
     assert vocab.decode(ids) == text
     assert ids.dtype == np.uint8
 
@@ -20,7 +21,8 @@ def test_large_vocab_uses_two_bytes(tmp_path):
     text = "".join(chr(0x4E00 + i) for i in range(300))
     p = tmp_path / "cjk.txt"
     p.write_text(text, encoding="utf-8")
-    ids, vocab = data.load_corpus(str(p))
+    loaded = data.load_corpus(str(p))
+    ids, vocab = loaded.ids, loaded.vocab
     assert ids.dtype == np.uint16 and vocab.decode(ids) == text
 
 
@@ -30,7 +32,8 @@ def test_chunked_reading_matches_whole(tmp_path, monkeypatch):
     p = tmp_path / "c.txt"
     p.write_bytes(text.encode("utf-8"))
     monkeypatch.setattr(data, "READ_BYTES", 7)
-    ids, vocab = data.load_corpus(str(p))
+    loaded = data.load_corpus(str(p))
+    ids, vocab = loaded.ids, loaded.vocab
     assert vocab.decode(ids) == text.replace("\r\n", "\n")
 
 

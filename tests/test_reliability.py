@@ -119,8 +119,8 @@ def test_unknown_encoding(corpus, tmp_path):
 @pytest.mark.parametrize(
     "content,message",
     [
-        (np.random.default_rng(0).bytes(3000), "and contains NUL bytes: it looks like a binary file, not text"),
-        (b"GIF89a" + b"\x00\x01" * 500, "contains NUL bytes: it looks like a binary file, not text"),
+        (np.random.default_rng(0).bytes(3000), "and contains NUL bytes (the first at offset"),
+        (b"GIF89a" + b"\x00\x01" * 500, "contains a NUL byte at offset 6: it looks like a binary file, not text"),
         ("utf-16 text ".encode("utf-16") * 50, "starts with a UTF-16 byte-order mark: pass --encoding utf-16"),
     ],
 )
@@ -136,11 +136,13 @@ def test_bom_and_line_ends_policy(tmp_path):
     text = "l\u00e9a\u0301 \U0001f642\r\nold mac\rline\r\nmid\ufeffdle\n"
     path = tmp_path / "t.txt"
     path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
-    ids, vocab = data.load_corpus(str(path))
+    loaded = data.load_corpus(str(path))
+    ids, vocab = loaded.ids, loaded.vocab
     assert vocab.decode(ids) == text.replace("\r\n", "\n")
     for encoding in ("utf-8-sig", "utf-16"):  # these codecs drop their own BOM
         path.write_bytes(text.encode(encoding))
-        ids, vocab = data.load_corpus(str(path), encoding)
+        loaded = data.load_corpus(str(path), encoding)
+        ids, vocab = loaded.ids, loaded.vocab
         assert vocab.decode(ids) == text.replace("\r\n", "\n")
 
 

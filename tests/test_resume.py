@@ -158,9 +158,11 @@ def test_resume_may_change_when_to_stop_and_report(trained, corpus):
     assert checkpoint.load(str(trained / checkpoint.LATEST)).progress["step"] == 14
 
 
-def test_resume_of_a_finished_run_says_so(trained, corpus):
+def test_resume_of_a_finished_run_says_so_and_changes_nothing(trained, corpus):
+    before = {p.name: sha256(p) for p in trained.iterdir() if p.is_file()}
     result = ok(run("train", corpus, "--checkpoint-dir", trained, "--resume"))
-    assert "already reached --max-steps 10; pass a larger one" in result.stderr
+    assert "already reached --max-steps 10; nothing was changed; pass a larger one" in result.stderr
+    assert {p.name: sha256(p) for p in trained.iterdir() if p.is_file()} == before  # metrics.jsonl too
 
 
 def test_resume_remembers_the_encoding(tmp_path):

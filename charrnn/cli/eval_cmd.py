@@ -11,7 +11,7 @@ from charrnn.cli.output import number, table
 
 
 @click.command("eval")
-@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@click.argument("files", nargs=-1, type=click.Path())
 @click.option(
     "-c",
     "--checkpoint",
@@ -47,7 +47,10 @@ def eval_(files, checkpoints, held_out, encoding, as_json):
       charrnn eval -c checkpoints/a -c checkpoints/b test.txt --json
       charrnn eval -c checkpoints/tales -c checkpoints/names
     """
-    from charrnn import checkpoint, evaluation
+    from charrnn import checkpoint, data, evaluation
+
+    for file in files:  # the same check and message as train's
+        data.check_input(file)
 
     results = []
     for spec in checkpoints:

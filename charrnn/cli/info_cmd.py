@@ -103,7 +103,8 @@ def render(f: dict) -> str:
         (
             "corpus",
             f"{c.get('name', '?')}: {c.get('chars', 0):,} chars, {c.get('encoding', 'utf-8')}, "
-            f"sha256 {str(c.get('sha256', '?'))[:16]}..., at {c.get('path', '?')}"
+            f"sha256 {str(c.get('sha256', '?'))[:16]}..., "
+            + (f"at {c['path']}" if c.get("path") else "read from a pipe, not kept (eval needs it again as FILE)")
             + (f"; joined from {', '.join(c['sources'])}" if c.get("sources") else ""),
         ),
     ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import click
@@ -12,7 +11,7 @@ from click.core import ParameterSource
 from charrnn.cli.options import config_options, encoding_option, json_option, quiet_option
 from charrnn.cli.output import number, table
 from charrnn.config import ModelConfig, TrainConfig
-from charrnn.errors import CharRNNError, Interrupted, UsageError
+from charrnn.errors import CharRNNError, Interrupted
 
 MODEL_FIELDS = {f for f in ModelConfig.__dataclass_fields__}
 
@@ -74,7 +73,7 @@ def train(
       charrnn train input.txt --cell gru --hidden-size 512 --layers 1
       charrnn train input.txt --resume --time-limit 20m
     """
-    from charrnn import jobs
+    from charrnn import data, jobs
 
     given = {
         k: v
@@ -91,10 +90,7 @@ def train(
         keep_last=keep_last,
     )
     for path in files:  # a typo in any path should fail now, not after training the others
-        if not os.path.exists(path):
-            raise UsageError(f"{path}: no such file")
-        if os.path.isdir(path):
-            raise UsageError(f"{path} is a directory, not a text file")
+        data.check_input(path)
     planned = jobs.plan(files, checkpoint_dir, concat)
     report = (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
     warn = lambda s: click.echo(s, err=True)  # noqa: E731 - shown even with --quiet
