@@ -1,6 +1,8 @@
 """Starting from a fresh state: the cold-start measurement, resets while training, and
 clipping by value."""
 
+import json
+
 import numpy as np
 import pytest
 import reference
@@ -111,3 +113,66 @@ def test_reset_prob_starts_streams_from_the_zero_state(tmp_path):
         losses[p, "zero state"] = float(nll.mean())
     assert losses[1.0] == pytest.approx(losses[1.0, "zero state"], rel=1e-5)
     assert losses[0.0] != pytest.approx(losses[0.0, "zero state"], rel=1e-5)
+
+
+def test_a_repeated_word_is_repeated_right_after_the_seed(tmp_path):
+    """Each line of the corpus is a random word, a space and the same word again. Right
+    after --seed "<newline>abcde " the model holds everything it needs, and it must
+    write "abcde" (then the line end) from the state sampling starts from."""
+    from helpers import ok, run
+
+    rng = np.random.default_rng(1)
+    lines, n = [], 0
+    while n < 400_000:
+        word = "".join(rng.choice(list("abcdefgh"), rng.integers(3, 7)))
+        lines.append(f"{word} {word}\n")
+        n += len(lines[-1])
+    corpus = tmp_path / "repeats.txt"
+    corpus.write_text("".join(lines))
+    ck = tmp_path / "ck"
+    ok(
+        run(
+            "train",
+            corpus,
+            "--checkpoint-dir",
+            ck,
+            "--hidden-size",
+            "128",
+            "--layers",
+            "1",
+            "--batch-size",
+            "32",
+            "--seq-len",
+            "64",
+            "--max-steps",
+            "800",
+            "--time-limit",
+            "0",
+            "--eval-every",
+            "400",
+            "--dropout",
+            "0",
+            "-q",
+        )
+    )
+    result = ok(
+        run(
+            "sample",
+            "-c",
+            ck,
+            "--seed",
+            "\nabcde ",
+            "-n",
+            "6",
+            "--num-samples",
+            "40",
+            "--stop",
+            "\n",
+            "--rng-seed",
+            "0",
+            "--json",
+        )
+    )
+    texts = [json.loads(line)["text"] for line in result.stdout.splitlines()]
+    assert len(texts) == 40
+    assert sum(t == "abcde\n" for t in texts) >= 36, texts

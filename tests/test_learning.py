@@ -39,8 +39,6 @@ def memoryless_rate() -> float:
 @pytest.mark.parametrize("cell,steps", [("lstm", 1200), ("gru", 1200), ("rnn", 1500)])
 def test_learns_to_the_entropy(tmp_path, cell, steps):
     text = copy_corpus(6000, seed=1)
-    loaded = data.load_corpus(_write(tmp_path, text))
-    ids, vocab = loaded.ids, loaded.vocab
     tc = TrainConfig(seq_len=32, batch_size=16, lr=3e-2, max_steps=steps, time_limit=0, eval_every=10**6, rng_seed=0)
     run = training.prepare(
         _write(tmp_path, text), dict(cell=cell, hidden_size=32, n_layers=1, dropout=0.0), tc, str(tmp_path / "ck")
