@@ -127,6 +127,7 @@ def start(job: Job, request: Request, report: Callable[[str], None]) -> tuple[tr
         model_cfg = {**ModelConfig(vocab_size=1).to_dict(), **request.model}
         run = training.prepare(job.path, model_cfg, TrainConfig(**request.train), job.directory, encoding or "utf-8")
         probe_seconds = choose_model(run, request, report) if wants_auto(request) else 0.0
+        training.check_memory(run)
         state = training.new_state(run)
         state.elapsed = probe_seconds  # the probe is part of the run's time budget
         run.fresh = True

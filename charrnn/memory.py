@@ -1,5 +1,5 @@
-"""Keep the training step's large temporaries in the process instead of returning
-them to the operating system after every step.
+"""Process memory: how much the machine has free, and keeping the training step's large
+temporaries in the process instead of returning them to the system after every step.
 
 Why: a step allocates and frees tens of megabytes of (T,G,B) arrays. glibc's malloc
 serves blocks above its mmap threshold (128 KB at first, raised adaptively) with
@@ -32,6 +32,28 @@ TRIM_THRESHOLD = 128 * 2**20
 _ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_ARENA_MAX", "GLIBC_TUNABLES")
 
 _done = False
+
+
+def available() -> int | None:
+    """Bytes of memory the machine can give this process now (Linux's MemAvailable;
+    elsewhere the physical memory), or None if it cannot be told."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def gib(n: float) -> str:
+    """Bytes as the messages show them: '298 GiB', '1.5 GiB', '0.2 GiB'."""
+    g = n / 2**30
+    return f"{g:,.0f} GiB" if g >= 10 else f"{g:.1f} GiB"
 
 
 def keep_freed_memory() -> bool:

@@ -102,6 +102,24 @@ def flops_per_char(cfg: ModelConfig) -> float:
     return 6.0 * H * G * L + 6.0 * H * G * (L - 1) + 6.0 * H * V
 
 
+def memory_estimate(cfg: ModelConfig, streams: int, steps: int, training: bool, slots: int = 2) -> tuple[int, int]:
+    """(bytes of the weights, bytes at the peak of one forward (and backward, when
+    ``training``) call over ``streams`` x ``steps`` characters), float32.
+
+    Training keeps the weights, their gradients (one copy per shard, summed into the
+    first) and ``slots`` optimizer arrays per weight; each layer caches its states,
+    gates, dropout mask and output for the backward pass; the output layer needs the
+    logits, their softmax and the one-hot inputs. An estimate, to refuse what cannot
+    fit before anything is allocated, not an exact account."""
+    P, L, H, G, V = n_params(cfg), cfg.n_layers, cfg.hidden_size, cfg.gates, cfg.vocab_size
+    weights = 4 * P
+    N = streams * steps
+    if training:
+        per_layer = N * (2 * G + 4 * H)  # gates (and their gradient), h, c or u, output, mask
+        return weights, weights * (3 + slots) + 4 * (L * per_layer + 3 * N * V)
+    return weights, weights + 4 * (streams * (2 * G + H * L) + 3 * N * V)
+
+
 def n_params(cfg: ModelConfig) -> int:
     return int(sum(np.prod(s) for s in param_shapes(cfg).values()))
 

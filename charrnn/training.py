@@ -20,10 +20,9 @@ from typing import Callable
 
 import numpy as np
 
-from charrnn import checkpoint, data, evaluation, metrics, model, optim
+from charrnn import checkpoint, data, evaluation, memory, metrics, model, optim
 from charrnn.config import ModelConfig, TrainConfig
-from charrnn.errors import CheckpointError, DataError, Interrupted, TrainingDiverged
-from charrnn.memory import keep_freed_memory
+from charrnn.errors import CheckpointError, DataError, Interrupted, TrainingDiverged, UsageError
 from charrnn.parallel import ShardRunner
 
 SMOOTHING = 0.98  # smoothed_loss = 0.98 * smoothed_loss + 0.02 * loss
@@ -106,6 +105,30 @@ def prepare(
             f"the model will only learn to place it"
         )
     return run
+
+
+def check_memory(run: Run, available: int | None = None) -> None:
+    """Refuse, before anything is allocated, a model whose weights or whose training step
+    would not fit in the memory this machine has free (memory.available)."""
+    available = memory.available() if available is None else available
+    if available is None:
+        return
+    m, t = run.model_cfg, run.train_cfg
+    slots = len(optim.SLOTS[t.optimizer])
+    weights, step = model.memory_estimate(m, t.batch_size, t.seq_len, True, slots)
+    options = f"--hidden-size {m.hidden_size} --layers {m.n_layers}"
+    if weights > available:
+        raise UsageError(
+            f"{options} needs about {memory.gib(weights)} for the weights alone; "
+            f"this machine has {memory.gib(available)} free"
+        )
+    if step > available:
+        raise UsageError(
+            f"{options} with --batch-size {t.batch_size} and --seq-len {t.seq_len} needs about "
+            f"{memory.gib(step)} for one training step (weights, gradients, optimizer state and "
+            f"activations); this machine has {memory.gib(available)} free; use a smaller model or "
+            f"lower --batch-size or --seq-len"
+        )
 
 
 def new_state(run: Run) -> TrainState:
@@ -198,7 +221,7 @@ def shard_runner(batch_size: int) -> ShardRunner:
     """One runner (and thread pool) per batch size for the life of the process. The
     first also keeps malloc from handing each step's temporaries back to the OS
     (memory.py: a third of the step went to page faults)."""
-    keep_freed_memory()
+    memory.keep_freed_memory()
     return ShardRunner(batch_size)
 
 

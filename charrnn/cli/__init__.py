@@ -9,12 +9,24 @@ Heavy modules (numpy and the model) are imported inside the commands, so that
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import click
 
 from charrnn import __version__
-from charrnn.errors import CharRNNError
+from charrnn.errors import CharRNNError, Interrupted
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that every `with` block on the
+    way out (the run directory's lock, temp files) cleans up."""
+
+    signum = signal.SIGTERM
+
+
+def _terminate(signum, frame):
+    raise Terminated()
 
 
 class CharRNNGroup(click.Group):
@@ -23,18 +35,32 @@ class CharRNNGroup(click.Group):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
+            previous = signal.signal(signal.SIGTERM, _terminate)
+        except ValueError:  # not the main thread
+            previous = None
+        try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except CharRNNError as exc:
             code = _fail(str(exc), exc.exit_code)
         except click.ClickException as exc:  # usage errors included (exit 2)
             code = _fail(exc.format_message(), exc.exit_code)
-        except click.Abort as exc:  # click turns Ctrl-C outside training into Abort
+        except click.Abort as exc:  # a KeyboardInterrupt while click parses the command line
             interrupted = isinstance(exc.__cause__, KeyboardInterrupt)
             code = _fail("interrupted" if interrupted else "aborted", 130 if interrupted else 1)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM outside training's own handling
+            signum = getattr(exc, "signum", signal.SIGINT)
+            raise Interrupted(f"interrupted by {signal.Signals(signum).name}", signum) from None
 
 
 def _fail(message: str, code: int) -> int:
@@ -43,7 +69,7 @@ def _fail(message: str, code: int) -> int:
 
 
 @click.group(cls=CharRNNGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="charrnn")
+@click.version_option(__version__, "-V", "--version", prog_name="charrnn")
 def cli():
     """Character-level RNN, LSTM and GRU language models in NumPy.
 
