@@ -28,13 +28,14 @@ from charrnn.data import Vocab
 VOCAB = Vocab("".join(sorted("\n !$&',-.3:;?" + "ABCDEFGHIJKLMNOPQRSTUVWXYZ" + "abcdefghijklmnopqrstuvwxyz")))
 
 
-def sample_throughput(params, cfg, vocab, n: int, num_samples: int, seed_text: str = "\n") -> float:
+def sample_throughput(params, cfg, vocab, n: int, num_samples: int, seed_text: str = "\n", top_p: float = 1.0) -> float:
     """Aggregate chars/s over all streams, seed feeding included."""
-    rng = np.random.default_rng(0)
     t0 = time.perf_counter()
     produced = 0
-    for chars in sampling.generate(params, cfg, vocab, seed_text, n, temperature=1.0, rng=rng, num_samples=num_samples):
-        produced += len(chars)
+    for chars in sampling.generate(
+        params, cfg, vocab, seed_text, n, temperature=1.0, top_p=top_p, rng_seed=0, num_samples=num_samples
+    ):
+        produced += sum(1 for _ in chars)
     return produced / (time.perf_counter() - t0)
 
 
@@ -47,6 +48,7 @@ def main(argv=None):
     p.add_argument("-n", type=int, default=20000, help="characters per stream")
     p.add_argument("--num-samples", type=int, nargs="+", default=[1, 64])
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling, as charrnn sample --top-p")
     a = p.parse_args(argv)
     if a.checkpoint:
         from charrnn import checkpoint
@@ -59,6 +61,7 @@ def main(argv=None):
         params = model.init_params(cfg, np.random.default_rng(0))
     out = {
         "impl": "charrnn",
+        "top_p": a.top_p,
         "cell": cfg.cell,
         "hidden": cfg.hidden_size,
         "layers": cfg.n_layers,
@@ -67,7 +70,7 @@ def main(argv=None):
     }
     for k in a.num_samples:
         n = a.n if k == 1 else max(200, a.n // k * 4)
-        rates = [sample_throughput(params, cfg, vocab, n, k) for _ in range(a.repeats)]
+        rates = [sample_throughput(params, cfg, vocab, n, k, top_p=a.top_p) for _ in range(a.repeats)]
         out["results"].append(
             {
                 "num_samples": k,

@@ -1,8 +1,15 @@
 """Ancestral sampling: feed the seed text, then draw one character at a time.
 
-K streams are sampled together in one batched pass (``num_samples``), each with its
-own draws from the same ``np.random.Generator``, so the same checkpoint, seed text,
-options and ``--rng-seed`` always give the same text.
+Each sample has its own random generator, spawned from the run's seed
+(``np.random.SeedSequence(rng_seed).spawn``): sample k is the same text whether it is
+drawn alone or as one of many, and however the samples are batched. Samples are drawn
+BATCH at a time in one batched pass each, so any --num-samples works in bounded
+memory and the first ones come out promptly.
+
+Filters, applied to softmax(logits / temperature) in this order, both when given:
+top-k keeps the k most likely characters; top-p (nucleus sampling) keeps the smallest
+set of most likely characters whose probability sums to at least p. The draw is then
+exact from the kept characters, renormalised.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from charrnn.config import ModelConfig
 from charrnn.data import Vocab, format_chars
 from charrnn.errors import UsageError
 from charrnn.stepper import Stepper
+
+BATCH = 256  # samples drawn together in one batched pass
 
 
 def default_seed(vocab: Vocab) -> str:
@@ -35,31 +44,76 @@ def resolve_seed(seed: str, vocab: Vocab) -> str:
     return seed
 
 
+def drop_unknown(seed: str, vocab: Vocab) -> tuple[str, dict[str, int]]:
+    """The seed without the characters the model never saw, and how many of each went."""
+    known = set(vocab.chars)
+    dropped: dict[str, int] = {}
+    for ch in seed:
+        if ch not in known:
+            dropped[ch] = dropped.get(ch, 0) + 1
+    return "".join(ch for ch in seed if ch in known), dict(sorted(dropped.items(), key=lambda kv: -kv[1]))
+
+
+def check_options(temperature: float, top_k: int, top_p: float) -> None:
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise UsageError(f"temperature must be a positive finite number, got {temperature}")
+    if not (isinstance(top_k, int) and top_k >= 0):
+        raise UsageError(f"top-k must be 0 (all characters) or a positive integer, got {top_k}")
+    if not (0 < top_p <= 1):  # also refuses nan
+        raise UsageError(f"top-p must be in (0, 1], got {top_p}")
+
+
+def keep_mask(logits: np.ndarray, top_k: int, top_p: float) -> np.ndarray | None:
+    """(K,V) bool: the characters each row may draw after top-k and top-p (None: all)."""
+    K, V = logits.shape
+    keep = None
+    if 0 < top_k < V:
+        kth = np.partition(logits, -top_k, axis=1)[:, -top_k][:, None]
+        keep = logits >= kth
+    if top_p < 1:
+        z = logits if keep is None else np.where(keep, logits, -np.inf)
+        order = np.argsort(-z, axis=1)
+        p = np.exp(np.take_along_axis(z, order, axis=1) - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        before = np.cumsum(p, axis=1) - p  # mass of the more likely characters
+        kept = np.empty((K, V), dtype=bool)
+        np.put_along_axis(kept, order, before < top_p, axis=1)  # the most likely is always kept
+        keep = kept if keep is None else keep & kept
+    return keep
+
+
 class _Picker:
     """Draws one id per row of logits (K,V) from softmax(logits), the temperature being
     already applied (the stepper scales its output weights by 1/temperature).
 
     Uses the Gumbel-max trick: argmax(z + Gumbel noise) is an exact draw from softmax(z),
-    with no exp, no normalisation and no overflow for tiny temperatures. The noise is
-    drawn from ``rng`` for BLOCK steps at a time: one call per block, not per step."""
+    with no exp, no normalisation and no overflow for tiny temperatures; characters a
+    filter removes get -inf. Each row's noise comes from its own generator, drawn BLOCK
+    steps at a time: one call per block and sample, not per step."""
 
     BLOCK = 256
 
-    def __init__(self, rng: np.random.Generator, K: int, V: int, top_k: int, greedy: bool):
-        self.rng, self.shape, self.top_k, self.greedy = rng, (self.BLOCK, K, V), top_k, greedy
+    def __init__(self, rngs: list[np.random.Generator], V: int, top_k: int, top_p: float, greedy: bool):
+        self.rngs, self.V, self.top_k, self.top_p, self.greedy = rngs, V, top_k, top_p, greedy
         self.noise, self.i = None, self.BLOCK
 
     def __call__(self, logits: np.ndarray) -> np.ndarray:
         if self.greedy:
             return logits.argmax(axis=1)
         if self.i == self.BLOCK:
-            self.noise, self.i = self.rng.gumbel(size=self.shape), 0
+            self.noise = np.stack([rng.gumbel(size=(self.BLOCK, self.V)) for rng in self.rngs], axis=1)
+            self.i = 0
         z = logits + self.noise[self.i]  # float64
         self.i += 1
-        if 0 < self.top_k < z.shape[1]:
-            kth = np.partition(logits, -self.top_k, axis=1)[:, -self.top_k][:, None]
-            z[logits < kth] = -np.inf
+        keep = keep_mask(logits, self.top_k, self.top_p)
+        if keep is not None:
+            z[~keep] = -np.inf
         return z.argmax(axis=1)
+
+
+def sample_rngs(rng_seed: int | None, count: int) -> list[np.random.Generator]:
+    """One generator per sample, the same for sample k whatever ``count`` is."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(rng_seed).spawn(count)]
 
 
 def generate(
@@ -71,33 +125,66 @@ def generate(
     *,
     temperature: float = 1.0,
     top_k: int = 0,
+    top_p: float = 1.0,
     greedy: bool = False,
-    rng: np.random.Generator,
+    rng_seed: int | None = None,
     num_samples: int = 1,
     stop: str | None = None,
-) -> Iterator[list[str]]:
-    """Return an iterator that yields, step by step, the next character of each of
-    ``num_samples`` streams ("" for a stream that has already produced ``stop``), for at
-    most ``n`` steps. Bad arguments raise here, before anything is generated."""
-    if not (temperature > 0 and math.isfinite(temperature)):
-        raise UsageError(f"temperature must be a positive finite number, got {temperature}")
+) -> Iterator[Iterator[str]]:
+    """Return an iterator over ``num_samples`` samples, each an iterator over its
+    characters as they are generated (at most ``n``; a sample ends after ``stop``).
+    Samples are computed BATCH at a time; bad arguments raise here, before anything
+    is generated."""
+    check_options(temperature, top_k, top_p)
     seed = resolve_seed(seed, vocab)
-    return _generate(params, cfg, vocab, seed, n, temperature, top_k, greedy, rng, num_samples, stop)
+    rngs = sample_rngs(rng_seed, num_samples)
+    return _samples(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, rngs, stop)
 
 
-def _generate(params, cfg, vocab, seed, n, temperature, top_k, greedy, rng, K, stop):
+def _samples(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, rngs, stop):
+    for start in range(0, len(rngs), BATCH):
+        batch = rngs[start : start + BATCH]
+        if len(batch) == 1:  # one sample streams its characters as they come
+            yield (
+                chars[0]
+                for chars in _steps(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, batch, stop)
+            )
+            continue
+        texts = (
+            [
+                "".join(parts)
+                for parts in zip(*_steps(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, batch, stop))
+            ]
+            if n
+            else [""] * len(batch)
+        )
+        yield from (iter(text) for text in texts)
+
+
+SEED_CHUNK = 4096  # seed characters per forward pass: a long seed file needs no more memory
+
+
+def feed(params, cfg: ModelConfig, ids: np.ndarray):
+    """Run one stream through the seed ``ids``: (logits (1,V) after its last character,
+    the state after it), from the state sampling starts from."""
+    state = model.init_hidden(cfg, 1, params["Why"].dtype)
+    ids = ids.astype(np.int64)[None, :]
+    for t in range(0, ids.shape[1], SEED_CHUNK):
+        logits, state, _ = model.forward(params, cfg, ids[:, t : t + SEED_CHUNK], state)
+    return logits[-1], state
+
+
+def _steps(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, rngs, stop):
+    """Per step, the next character of each of the K = len(rngs) streams ("" for one that
+    has already produced ``stop``), for at most ``n`` steps."""
     if n == 0:
         return
-    ids = np.tile(vocab.encode(seed).astype(np.int64), (K, 1))  # (K, len(seed))
-    state = model.init_hidden(cfg, K, params["Why"].dtype)
-    logits, state, _ = model.forward(params, cfg, ids, state)  # the whole seed in one pass
-    last = logits[-1] / np.float32(temperature)  # (K,V)
+    K = len(rngs)
+    last, state = feed(params, cfg, vocab.encode(seed))
+    last = np.repeat(last / np.float32(temperature), K, axis=0)  # (K,V): every stream read the same seed
+    state = [tuple(np.repeat(s, K, axis=0) for s in layer) for layer in state]
     stepper = Stepper(params, cfg, state, logit_scale=1.0 / temperature)
-    pick = _Picker(rng, K, vocab.size, top_k, greedy)
-    yield from _steps(stepper, last, vocab, n, pick, K, stop)
-
-
-def _steps(stepper, last, vocab, n, pick, K, stop):
+    pick = _Picker(rngs, vocab.size, top_k, top_p, greedy)
     chars = vocab.chars
     tails = [""] * K  # the end of each stream, long enough to match `stop`
     alive = [True] * K

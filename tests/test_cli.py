@@ -113,4 +113,4 @@ def test_library_refuses_non_finite_lr_and_temperature():
     cfg = ModelConfig(vocab_size=2, hidden_size=4, n_layers=1)
     params = init_params(cfg, np.random.default_rng(0))
     with pytest.raises(UsageError, match="temperature must be a positive finite number"):
-        sampling.generate(params, cfg, Vocab("ab"), "a", 5, temperature=float("nan"), rng=np.random.default_rng(0))
+        sampling.generate(params, cfg, Vocab("ab"), "a", 5, temperature=float("nan"), rng_seed=0)

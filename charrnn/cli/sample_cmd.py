@@ -10,8 +10,8 @@ import time
 
 import click
 
-from charrnn.cli.options import FiniteFloatRange, json_option
-from charrnn.errors import CheckpointError
+from charrnn.cli.options import FiniteFloatRange, Integer, json_option, quiet_option
+from charrnn.errors import CheckpointError, UsageError
 
 
 def find_latest_run(root: str = "checkpoints") -> str:
@@ -49,12 +49,21 @@ def _write_stream(chunks, flush_every: float = 0.05) -> None:
 @click.option(
     "-s",
     "--seed",
-    default="",
-    show_default=False,
-    help="Text to start from; it is fed through the network first and printed. Empty means a newline.",
+    "--prime",
+    "--start",
+    "seed",
+    default=None,
+    help="Text to start from (char-rnn's -primetext, nanoGPT's --start); it is fed through the network "
+    "first and printed. Empty means a newline. The random seed is --rng-seed.",
 )
 @click.option(
-    "-n", "--length", "n", type=click.IntRange(min=0), default=500, show_default=True, help="Characters to generate."
+    "--seed-file",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Start from the contents of this file ('-': standard input), read in the checkpoint's encoding.",
+)
+@click.option("--drop-unknown", is_flag=True, help="Remove seed characters the model never saw instead of refusing.")
+@click.option(
+    "-n", "--length", "n", type=Integer(min=0), default=500, show_default=True, help="Characters to generate."
 )
 @click.option(
     "-t",
@@ -67,44 +76,81 @@ def _write_stream(chunks, flush_every: float = 0.05) -> None:
 @click.option(
     "-k",
     "--top-k",
-    type=click.IntRange(min=0),
+    type=Integer(min=0),
     default=0,
     show_default=True,
     help="Sample only among the k most likely characters; 0 means all.",
 )
+@click.option(
+    "-p",
+    "--top-p",
+    type=FiniteFloatRange(0, 1, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Nucleus sampling: only among the most likely characters whose probabilities sum to at least p.",
+)
 @click.option("--greedy", is_flag=True, help="Always take the most likely character (argmax).")
 @click.option(
-    "--rng-seed", type=int, default=None, help="Seed for the draws: the same seed and checkpoint give the same text."
+    "--rng-seed",
+    type=Integer(min=0),
+    default=None,
+    help="Seed for the draws: the same seed and checkpoint give the same text.",
 )
 @click.option("--stop", default=None, help="Stop once this string has been generated (e.g. '\\n').")
 @click.option(
     "--num-samples",
-    type=click.IntRange(min=1),
+    type=Integer(min=1),
     default=1,
     show_default=True,
-    help="Generate this many samples in one batched pass.",
+    help="Generate this many samples, in batched passes of 256.",
 )
 @json_option('one object per sample: {"seed", "text", "checkpoint"}')
-def sample(checkpoint_path, seed, n, temperature, top_k, greedy, rng_seed, stop, num_samples, as_json):
+@quiet_option
+def sample(
+    checkpoint_path,
+    seed,
+    seed_file,
+    drop_unknown,
+    n,
+    temperature,
+    top_k,
+    top_p,
+    greedy,
+    rng_seed,
+    stop,
+    num_samples,
+    as_json,
+    quiet,
+):
     """Generate text from a trained model.
 
     \b
     Examples:
       charrnn sample --seed "KING:" -n 500
-      charrnn sample -c checkpoints/names --seed "" --stop $'\\n' --num-samples 10
+      charrnn sample -c checkpoints/names --seed "" --stop '\\n' --num-samples 10
+      charrnn sample --seed-file opening.txt --top-p 0.9 -n 1000
       charrnn sample --temperature 0.5 --rng-seed 7 | head -c 200
     """
-    import numpy as np
+    from charrnn import checkpoint, data, sampling
 
-    from charrnn import checkpoint, sampling
-
+    if seed is not None and seed_file is not None:
+        raise UsageError("give the seed text with --seed or with --seed-file, not both")
     path = checkpoint.resolve(checkpoint_path or find_latest_run())
     ckpt = checkpoint.load(path)
+    if seed_file is not None:
+        data.check_input(seed_file)
+        encoding = ckpt.corpus.get("encoding") if isinstance(ckpt.corpus.get("encoding"), str) else "utf-8"
+        seed = "".join(data.iter_text(seed_file, encoding))
+    seed = seed or ""
     if stop and "\\" in stop:  # let scripts write --stop '\n' as well as $'\n'
         stop = stop.encode("latin-1", "backslashreplace").decode("unicode_escape")
-    rng = np.random.default_rng(rng_seed)
-    seed = sampling.resolve_seed(seed, ckpt.vocab)
-    steps = sampling.generate(
+    if drop_unknown:
+        seed, dropped = sampling.drop_unknown(seed, ckpt.vocab)
+        if dropped and not quiet:
+            shown = ", ".join(f"{c!r} x{k}" for c, k in list(dropped.items())[:10])
+            more = f" and {len(dropped) - 10} more" if len(dropped) > 10 else ""
+            click.echo(f"note: dropped {sum(dropped.values())} characters the model never saw: {shown}{more}", err=True)
+    samples = sampling.generate(
         ckpt.params,
         ckpt.model_cfg,
         ckpt.vocab,
@@ -112,30 +158,38 @@ def sample(checkpoint_path, seed, n, temperature, top_k, greedy, rng_seed, stop,
         n,
         temperature=temperature,
         top_k=top_k,
+        top_p=top_p,
         greedy=greedy,
-        rng=rng,
+        rng_seed=rng_seed,
         num_samples=num_samples,
         stop=stop,
     )
     try:
-        _emit(steps, seed, stop, path, n, num_samples, as_json)
+        _emit(samples, seed, stop, path, num_samples, as_json)
     except BrokenPipeError:
         # The reader went away (`charrnn sample | head`): that ends sampling, quietly and
         # successfully. stdout now points at devnull so the final flush cannot complain.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-def _emit(steps, seed, stop, path, n, num_samples, as_json):
-    if num_samples == 1 and not as_json:
-        sys.stdout.write(seed)
-        _write_stream(chars[0] for chars in steps)
-        if stop is None:
-            sys.stdout.write("\n")
-        sys.stdout.flush()
-        return
-    texts = ["".join(parts) for parts in zip(*steps)] if n else [""] * num_samples
-    for text in texts:
+def _emit(samples, seed, stop, path, num_samples, as_json):
+    """Print the samples. One sample without --json streams as it is generated. Several
+    are one per line when --stop ends with a line end (a list of names), else one
+    blank line apart. The seed is printed as given (an empty one as nothing)."""
+    one_per_line = bool(stop) and stop.endswith("\n")
+    for i, chars in enumerate(samples):
         if as_json:
-            click.echo(json.dumps({"seed": seed, "text": text, "checkpoint": path}))
-        else:
-            click.echo(seed + text)
+            click.echo(json.dumps({"seed": seed, "text": "".join(chars), "checkpoint": path}))
+            continue
+        if num_samples == 1:
+            sys.stdout.write(seed)
+            _write_stream(chars)
+            if stop is None:
+                sys.stdout.write("\n")
+            sys.stdout.flush()
+            continue
+        text = seed + "".join(chars)
+        if not text.endswith("\n"):
+            text += "\n"
+        sys.stdout.write(text if one_per_line or i == num_samples - 1 else text + "\n")
+        sys.stdout.flush()
