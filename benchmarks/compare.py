@@ -7,6 +7,12 @@ optional: without it, the script says so and reports charrnn's figures alone.
 
     python benchmarks/compare.py --corpus ../shared/corpora/tinyshakespeare.txt
     python benchmarks/compare.py --models lstm:2:256 --repeats 5 --steps 30
+    python benchmarks/compare.py --inputs embed-h     # the labelled variant with an extra input product
+
+The first lines say where and against what the figures were measured: the CPU and
+its vector extensions, NumPy's BLAS, OPENBLAS_CORETYPE if set, and the reference
+network's shapes (by default the same function as charrnn's model: Embedding(V, V)
+into a recurrent layer of input size V).
 
 Never run two benchmarks at the same time: on 2 cores they distort each other.
 """
@@ -33,7 +39,43 @@ def _run(script: str, args: list[str]) -> tuple[int, dict | None, str]:
         return proc.returncode, None, proc.stderr
 
 
-def compare(corpus: str, model: str, batch: int, seq_len: int, steps: int, repeats: int, threads: int) -> dict:
+def machine() -> dict:
+    """The CPU, its vector extensions and NumPy's BLAS: what every figure depends on."""
+    import numpy as np
+
+    cpu, flags, cpu_id = "unknown", set(), {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and cpu == "unknown":
+                    cpu = value.strip()
+                elif key.strip() in ("cpu family", "model") and "family" not in cpu_id:
+                    cpu_id[key.strip()] = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        blas = f"{blas.get('name')} {blas.get('version')}"
+    except Exception:  # noqa: BLE001 - older NumPy: no dict form
+        blas = "unknown"
+    if cpu_id:  # a virtual machine may name only the vendor: family and model tell the generation
+        cpu += f" (family {cpu_id.get('cpu family', '?')}, model {cpu_id.get('model', '?')})"
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "vector_extensions": [x for x in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if x in flags],
+        "numpy": np.__version__,
+        "blas": blas,
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+    }
+
+
+def compare(
+    corpus: str, model: str, batch: int, seq_len: int, steps: int, repeats: int, threads: int, inputs: str = "embed-v"
+) -> dict:
     cell, layers, hidden = model.split(":")
     shape = [
         "--corpus",
@@ -59,7 +101,8 @@ def compare(corpus: str, model: str, batch: int, seq_len: int, steps: int, repea
         ours.append(out["chars_per_s"])
         last = out
         if torch_note is None:
-            code, out, err = _run("torch_reference.py", shape + ["--threads", str(threads), "--repeats", "1"])
+            torch_args = shape + ["--threads", str(threads), "--repeats", "1", "--inputs", inputs]
+            code, out, err = _run("torch_reference.py", torch_args)
             if code == TORCH_MISSING:
                 torch_note = "PyTorch is not installed (pip install torch==2.13.0); charrnn figures only"
             elif out is None:
@@ -67,6 +110,7 @@ def compare(corpus: str, model: str, batch: int, seq_len: int, steps: int, repea
             else:
                 theirs.append(out["chars_per_s"])
                 torch_version = out.get("torch_version")
+                reference = out.get("reference_model")
     result = {
         "model": model,
         "batch": batch,
@@ -85,6 +129,7 @@ def compare(corpus: str, model: str, batch: int, seq_len: int, steps: int, repea
         result.update(
             {
                 "torch_version": torch_version,
+                "reference_model": reference,
                 "torch_threads": threads,
                 "torch_chars_per_s": round(statistics.median(theirs), 1),
                 "torch_runs": [round(r) for r in theirs],
@@ -105,11 +150,26 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2, help="PyTorch intra-op threads")
+    p.add_argument(
+        "--inputs",
+        choices=("embed-v", "onehot", "embed-h"),
+        default="embed-v",
+        help="what feeds PyTorch's first layer (torch_reference.py --inputs); embed-v is charrnn's function",
+    )
     a = p.parse_args(argv)
     if a.repeats < 3:
         p.error("--repeats must be at least 3: one run on a shared machine proves nothing")
+    where = machine()
+    print(json.dumps({"machine": where}), flush=True)
+    print(
+        f"CPU {where['cpu']} ({where['cores']} cores; {', '.join(where['vector_extensions']) or 'no AVX2'}); "
+        f"NumPy {where['numpy']} with {where['blas']}"
+        + (f"; OPENBLAS_CORETYPE={where['openblas_coretype']}" if where["openblas_coretype"] else ""),
+        file=sys.stderr,
+        flush=True,
+    )
     for model in a.models:
-        r = compare(a.corpus, model, a.batch, a.seq_len, a.steps, a.repeats, a.threads)
+        r = compare(a.corpus, model, a.batch, a.seq_len, a.steps, a.repeats, a.threads, a.inputs)
         print(json.dumps(r), flush=True)
         summary = (
             f"{model}: charrnn {r['charrnn_chars_per_s']:,.0f} chars/s, {r['charrnn_gflops']} GFLOP/s "
@@ -117,7 +177,10 @@ def main(argv=None):
             f"at one step's shape, feature-major; {r['gemm_gflops_step_shape_batch_major']} batch-major)"
         )
         if "ratio" in r:
-            summary += f"; torch {r['torch_chars_per_s']:,.0f} chars/s; ratio {r['ratio']:.2f}x"
+            summary += (
+                f"; torch {r['torch_chars_per_s']:,.0f} chars/s ({r['reference_model']}); ratio {r['ratio']:.2f}x; "
+                f"rounds charrnn {r['charrnn_runs']} torch {r['torch_runs']}"
+            )
         else:
             summary += f"; {r['note']}"
         print(summary, file=sys.stderr, flush=True)

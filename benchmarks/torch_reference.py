@@ -98,6 +98,16 @@ def _build_model(torch, vocab_size, cell, hidden, layers, dropout, inputs="embed
     return CharModel()
 
 
+def describe_model(vocab_size, cell, hidden, layers, inputs="embed-v") -> str:
+    """The reference network's shapes in one line, for example
+    Embedding(65, 65) -> LSTM(65, 256, 2 layers) -> Linear(256, 65)."""
+    in_size = hidden if inputs == "embed-h" else vocab_size
+    first = f"one-hot({vocab_size})" if inputs == "onehot" else f"Embedding({vocab_size}, {in_size})"
+    rnn = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[cell]
+    stack = f"{layers} layer{'s' if layers > 1 else ''}"
+    return f"{first} -> {rnn}({in_size}, {hidden}, {stack}) -> Linear({hidden}, {vocab_size})"
+
+
 def _detach(state):
     if state is None:
         return None
@@ -173,6 +183,7 @@ def torch_train_throughput(
         "torch_version": torch.__version__,
         "threads": threads,
         "inputs": inputs,
+        "reference_model": describe_model(vocab_size, cell, hidden, layers, inputs),
         "cell": cell,
         "hidden": hidden,
         "layers": layers,

@@ -26,7 +26,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from charrnn.config import ModelConfig, TrainConfig
+from charrnn.config import ModelConfig, TrainConfig, format_duration
 
 LADDER = (64, 96, 128, 192, 256, 320, 384, 448, 512, 640, 768, 1024)  # hidden sizes tried, 2 layers
 LAYERS = 2
@@ -124,15 +124,10 @@ def choose(
     train = {"eval_every": eval_every(steps, n_chars - train_chars, rate, budget), "lr": lr_for(H)}
     reason = (
         f"auto: lstm {LAYERS}x{H}, dropout {dropout:g} for {n_chars / 1e6:.2g} M chars and "
-        f"{_duration(budget)} at ~{rate / 1e3:.0f}k chars/s ({epochs:.1f} epochs); "
+        f"{format_duration(budget)} at ~{rate / 1e3:.0f}k chars/s ({epochs:.1f} epochs); "
         f"pass --hidden-size to choose yourself"
     )
     return Choice(model, train, reason)
-
-
-def _duration(seconds: float) -> str:
-    m, s = divmod(int(round(seconds)), 60)
-    return f"{m}m{s:02d}s" if m and s else f"{m}m" if m else f"{s}s"
 
 
 def probe(vocab_size: int, train_cfg: TrainConfig, seed: int = 0) -> tuple[Speed, float]:

@@ -192,16 +192,21 @@ def sweep_stale_temps(directory: str) -> list[str]:
 def check_writable(directory: str) -> None:
     """Create ``directory`` if needed and prove a file can be written there, before any
     training time is spent."""
+    existed = os.path.isdir(directory)
     try:
         os.makedirs(directory, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIXES[1], suffix=TEMP_SUFFIX)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise CheckpointError(
-            f"checkpoint directory {directory} is not writable: {exc.strerror or exc}; "
-            f"choose another with --checkpoint-dir"
-        ) from None
+        raise directory_error(directory, exc, existed) from None
+
+
+def directory_error(directory: str, exc: OSError, existed: bool) -> CheckpointError:
+    """The one message for a checkpoint directory that cannot be made or written."""
+    reason = (exc.strerror or str(exc)).lower()
+    what = f"checkpoint directory {directory} is not writable" if existed else f"cannot create {directory}"
+    return CheckpointError(f"{what} ({reason}); choose another with --checkpoint-dir")
 
 
 # ------------------------------------------------------------------------- loading

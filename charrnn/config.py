@@ -117,12 +117,23 @@ class TrainConfig:
     )
     max_steps: int = setting(0, "Stop after this many steps; 0 means no step limit.", low=0, resumable=True)
     time_limit: float = setting(
-        600.0, "Stop after this much training time (90s, 10m, 1h); 0 means none.", low=0, duration=True, resumable=True
+        600.0,
+        "Stop when the run has trained this long in all, resumes included (90s, 10m, 1h); 0 means none.",
+        low=0,
+        duration=True,
+        resumable=True,
     )
     eval_every: int = setting(
         500, "Validate and checkpoint every this many steps (and at the end).", low=1, resumable=True
     )
     rng_seed: int = setting(1234, "Seed for initialisation and dropout.", low=0)
+    sample_chars: int = setting(
+        200,
+        "At each validation, print (on stderr) and store in metrics.jsonl a sample of this many "
+        "characters, always from the same generator seed; 0: none.",
+        low=0,
+        resumable=True,
+    )
 
     def __post_init__(self):
         validate(self)
@@ -133,6 +144,13 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         return _from_dict(cls, d)
+
+
+def format_duration(seconds: float) -> str:
+    """90.5 -> '1m 30s'; 3725 -> '1h 2m 5s'."""
+    s = int(round(seconds))
+    h, m, s = s // 3600, s // 60 % 60, s % 60
+    return " ".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m"), (s, "s")) if v) or "0s"
 
 
 def flag(name: str) -> str:

@@ -17,7 +17,10 @@ class CheckpointError(CharRNNError):
 
 
 class ConfigError(CharRNNError):
-    """Options contradict each other or the checkpoint being resumed."""
+    """Options contradict each other or the checkpoint being resumed: a usage mistake
+    (exit code 2), like an existing run without --resume."""
+
+    exit_code = 2
 
 
 class UsageError(CharRNNError):

@@ -82,6 +82,12 @@ def with_context(ids: np.ndarray, start: int) -> tuple[np.ndarray, int]:
     return ids[start - n_context :], n_context
 
 
+def scoring_streams(vocab_size: int, wanted: int) -> int:
+    """Streams per scoring call: ``wanted``, fewer when even one step of their logits
+    would pass LOGITS_BYTES (vocabularies above about 65,000 characters)."""
+    return int(max(1, min(wanted, LOGITS_BYTES // (4 * vocab_size))))
+
+
 def chunk_steps(vocab_size: int, streams: int) -> int:
     """Steps per scoring call, so that its logits stay within LOGITS_BYTES whatever the
     vocabulary (up to EVAL_CHUNK; at least one)."""
@@ -95,10 +101,9 @@ def char_losses(params, cfg, ids: np.ndarray, n_context: int = 1, deadline: floa
     time.perf_counter() passes ``deadline`` first."""
     out = np.empty(max(len(ids) - n_context, 0), dtype=np.float64)
     state = None
-    streams = max(1, min(EVAL_STREAMS, len(out)))
-    for x, y, targets in data.eval_chunks(
-        ids, n_context, EVAL_STREAMS, EVAL_WARMUP, chunk_steps(cfg.vocab_size, streams)
-    ):
+    layout = scoring_streams(cfg.vocab_size, EVAL_STREAMS)
+    streams = max(1, min(layout, len(out)))
+    for x, y, targets in data.eval_chunks(ids, n_context, layout, EVAL_WARMUP, chunk_steps(cfg.vocab_size, streams)):
         if deadline is not None and time.perf_counter() > deadline:
             return None
         if state is None:
@@ -134,11 +139,15 @@ def cold_start(
     offsets = np.arange(COLD_CHARS)
     x = ids[n_context - 1 + starts[:, None] + offsets]  # (W,C): inputs
     y = ids[n_context + starts[:, None] + offsets]  # (W,C): the window's characters
-    state = model.init_hidden(cfg, windows, params["Why"].dtype)
     cold = np.empty((windows, COLD_CHARS))
-    step = chunk_steps(cfg.vocab_size, windows)
-    for t in range(0, COLD_CHARS, step):
-        cold[:, t : t + step], state = model.sequence_nll(params, cfg, x[:, t : t + step], y[:, t : t + step], state)
+    group = scoring_streams(cfg.vocab_size, windows)
+    for w in range(0, windows, group):
+        rows = slice(w, w + group)
+        state = model.init_hidden(cfg, len(cold[rows]), params["Why"].dtype)
+        step = chunk_steps(cfg.vocab_size, len(cold[rows]))
+        for t in range(0, COLD_CHARS, step):
+            cols = slice(t, t + step)
+            cold[rows, cols], state = model.sequence_nll(params, cfg, x[rows, cols], y[rows, cols], state)
     hot = warm[starts[:, None] + offsets]
     return {
         f"{kind}_0_{n - 1}": float(losses[:, :n].mean())

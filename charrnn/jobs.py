@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from charrnn import autosize, checkpoint, data, resume, training
-from charrnn.config import ModelConfig, TrainConfig
+from charrnn.config import ModelConfig, TrainConfig, format_duration
 from charrnn.errors import CharRNNError, DataError, Interrupted, UsageError
 from charrnn.lock import RunLock
 
@@ -120,7 +120,14 @@ def start(job: Job, request: Request, report: Callable[[str], None]) -> tuple[tr
                 f"note: {job.path} differs from the text this checkpoint was trained on "
                 f"({ckpt.corpus.get('name', '?')}); it has the same characters, so training goes on"
             )
-        report(f"resuming from {source} at step {state.step}")
+        limit = run.train_cfg.time_limit
+        left = (
+            f"; --time-limit {format_duration(limit)} is the run's total training time, so about "
+            f"{format_duration(max(0.0, limit - state.elapsed))} are left"
+            if limit
+            else ""
+        )
+        report(f"resuming from {source} at step {state.step}, after {format_duration(state.elapsed)} of training{left}")
     else:
         if not request.overwrite:
             resume.check_fresh(job.directory)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 
+from charrnn import checkpoint
 from charrnn.errors import CheckpointError
 
 try:
@@ -37,15 +38,12 @@ class RunLock:
         self.exclusive = False  # True once this run alone holds the directory
 
     def __enter__(self) -> "RunLock":
+        self._created_dir = not os.path.isdir(self.directory)
         try:
-            self._created_dir = not os.path.isdir(self.directory)
             os.makedirs(self.directory, exist_ok=True)
             self._file = open(self.path, "a+", encoding="utf-8")
         except OSError as exc:
-            raise CheckpointError(
-                f"checkpoint directory {self.directory} is not writable: "
-                f"{exc.strerror or exc}; choose another with --checkpoint-dir"
-            ) from None
+            raise checkpoint.directory_error(self.directory, exc, not self._created_dir) from None
         if fcntl is None:
             return self
         try:

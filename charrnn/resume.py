@@ -13,7 +13,7 @@ import os
 
 from charrnn import checkpoint, data
 from charrnn.config import TrainConfig, flag, resumable
-from charrnn.errors import CheckpointError, ConfigError, UsageError
+from charrnn.errors import CheckpointError, ConfigError, DataError, UsageError
 
 
 def source(path: str) -> str:
@@ -63,7 +63,7 @@ def check_vocab(ckpt: checkpoint.Checkpoint, vocab: data.Vocab) -> None:
             )
             if s
         )
-        raise ConfigError(f"vocabulary mismatch: the text's vocabulary differs from the checkpoint's ({detail})")
+        raise DataError(f"vocabulary mismatch: the text's vocabulary differs from the checkpoint's ({detail})")
 
 
 def train_config(ckpt: checkpoint.Checkpoint, model_opts: dict, train_opts: dict) -> TrainConfig:

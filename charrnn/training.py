@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from charrnn import checkpoint, data, evaluation, memory, metrics, model, optim
+from charrnn import checkpoint, data, evaluation, memory, metrics, model, optim, sampling
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.errors import CheckpointError, DataError, Interrupted, TrainingDiverged, UsageError
 from charrnn.parallel import ShardRunner
@@ -395,7 +395,7 @@ def train(
     )
     write = bar.write if progress_bar else report
 
-    def checkpoint_now(deadline: float | None = None):
+    def checkpoint_now(deadline: float | None = None, sample: bool = True):
         nonlocal saved, saved_step, high
         for name, p in st.params.items():  # checkpoint.save would refuse them; say what happened instead
             if not np.all(np.isfinite(p)):
@@ -430,6 +430,9 @@ def train(
             "chars_per_s": round(rate, 1),
             **(st.cold_start or {}),
         }
+        text = progress_sample(run, st) if sample else None
+        if text is not None:
+            record["sample"] = text
         if run.fresh:  # the old run's metrics go only once this run has a checkpoint to show
             metrics.reset(run.checkpoint_dir)
             run.fresh = False
@@ -439,6 +442,8 @@ def train(
             f"val {val:.4f} nats/char = {metrics.bits(val):.4f} bits/char"
             f"{'  (best)' if improved else ''}  {rate:,.0f} chars/s"
         )
+        if text is not None:
+            write(f"sample at step {st.step}:\n{text}")
 
     try:
         # Overflow on the way to a NaN would print numpy warnings; the guard in train_step
@@ -467,7 +472,8 @@ def train(
                     checkpoint_now()
                     st.elapsed = start_elapsed + time.perf_counter() - t0  # validation counts too
             if saved_step != st.step and st.step > start_step:  # not just saved by the periodic checkpoint
-                checkpoint_now(None if stop.signum is None else time.perf_counter() + STOP_VALIDATION_SECONDS)
+                stopping = stop.signum is not None
+                checkpoint_now(time.perf_counter() + STOP_VALIDATION_SECONDS if stopping else None, not stopping)
             if stop.signum is not None:
                 name = signal.Signals(stop.signum).name
                 what = f"saved {saved['latest']}" if saved else f"no step was completed; {_what_was_kept(run, None)}"
@@ -483,6 +489,32 @@ def train(
         bar.close()
 
     return summary(run, st, saved, rate)
+
+
+SAMPLE_TEMPERATURE = 0.8  # charrnn sample's default
+
+
+def progress_sample(run: Run, st: TrainState) -> str | None:
+    """--sample-chars characters from the current weights, from the default seed and a
+    generator seeded by --rng-seed alone: the samples of a run differ only because the
+    model learned, and drawing them leaves the training state (its generator included)
+    untouched."""
+    n = run.train_cfg.sample_chars
+    if not n:
+        return None
+    seed = sampling.default_seed(run.vocab)
+    chars = next(
+        sampling.generate(
+            st.params,
+            run.model_cfg,
+            run.vocab,
+            seed,
+            n,
+            temperature=SAMPLE_TEMPERATURE,
+            rng_seed=run.train_cfg.rng_seed,
+        )
+    )
+    return "".join(chars)
 
 
 def summary(run: Run, st: TrainState, saved: dict, rate: float) -> dict:

@@ -10,7 +10,7 @@ import signal
 import numpy as np
 from click.testing import CliRunner
 
-from charrnn import training
+from charrnn import checkpoint, training
 from charrnn.cli import cli
 
 WORDS = (
@@ -99,3 +99,17 @@ def interrupt_at(monkeypatch, step: int, signum: int = signal.SIGINT) -> None:
         return loss
 
     monkeypatch.setattr(training, "train_step", step_then_signal)
+
+
+def assert_same_run(a: checkpoint.Checkpoint, b: checkpoint.Checkpoint) -> None:
+    """Everything but wall-clock time is equal: arrays bit for bit, counters exactly."""
+    for name in ("params", "opt_state", "hidden"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.keys() == y.keys() and (x or name == "opt_state"), name  # sgd keeps no state
+
+        for k in x:
+            assert x[k].dtype == y[k].dtype and np.array_equal(x[k], y[k]), f"{name}[{k}] differs"
+    pa, pb = dict(a.progress), dict(b.progress)
+    pa.pop("elapsed"), pb.pop("elapsed")
+    assert pa == pb  # step, epoch, chunk, smoothed_loss, best_val, last_val
+    assert a.rng_state == b.rng_state

@@ -3,6 +3,7 @@
 Every failure is one "Error: ..." line on stderr, nothing on stdout, exit 1 for bad
 data or state and 2 for bad usage; signals exit 128 + N after saving."""
 
+import errno
 import json
 import os
 import re
@@ -217,17 +218,32 @@ def test_sample_before_any_training(tmp_path, monkeypatch):
 def test_unwritable_checkpoint_dir_is_detected_before_training(corpus, tmp_path):
     (tmp_path / "afile").write_text("x")  # a directory below a regular file cannot exist, even for root
     line = fails(train(corpus, tmp_path / "afile" / "sub"), 1)
-    assert re.fullmatch(
-        rf"Error: checkpoint directory {tmp_path / 'afile' / 'sub'} is not writable: "
-        r"Not a directory; choose another with --checkpoint-dir",
-        line,
+    assert (
+        line
+        == f"Error: cannot create {tmp_path / 'afile' / 'sub'} (not a directory); choose another with --checkpoint-dir"
     )
+
+
+def test_checkpoint_dir_under_a_read_only_parent(corpus, tmp_path, monkeypatch):
+    # what a read-only parent does to os.makedirs, also when the tests run as root
+    def denied(path, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(os, "makedirs", denied)
+    line = fails(train(corpus, tmp_path / "ro" / "run"), 1)
+    assert (
+        line
+        == f"Error: cannot create {tmp_path / 'ro' / 'run'} (permission denied); choose another with --checkpoint-dir"
+    )
+    assert not (tmp_path / "ro").exists()
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores permissions")
 def test_read_only_checkpoint_dir(corpus, tmp_path):
     (tmp_path / "ro").mkdir(mode=0o500)
-    fails(train(corpus, tmp_path / "ro"), 1, "is not writable")
+    fails(
+        train(corpus, tmp_path / "ro"), 1, f"checkpoint directory {tmp_path / 'ro'} is not writable (permission denied)"
+    )
 
 
 # ------------------------------------------------------------- faults in training

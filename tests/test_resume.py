@@ -2,9 +2,8 @@
 interrupted, bit for bit; a resume that cannot be exact is refused and leaves the
 checkpoint untouched."""
 
-import numpy as np
 import pytest
-from helpers import fails, interrupt_at, make_text, ok, run, sha256, train
+from helpers import assert_same_run, fails, interrupt_at, make_text, ok, run, sha256, train
 
 from charrnn import checkpoint
 
@@ -16,20 +15,6 @@ def corpus(tmp_path):
     path = tmp_path / "c.txt"
     path.write_text(make_text(2000, seed=1), encoding="utf-8")
     return path
-
-
-def assert_same_run(a: checkpoint.Checkpoint, b: checkpoint.Checkpoint) -> None:
-    """Everything but wall-clock time is equal: arrays bit for bit, counters exactly."""
-    for name in ("params", "opt_state", "hidden"):
-        x, y = getattr(a, name), getattr(b, name)
-        assert x.keys() == y.keys() and (x or name == "opt_state"), name  # sgd keeps no state
-
-        for k in x:
-            assert x[k].dtype == y[k].dtype and np.array_equal(x[k], y[k]), f"{name}[{k}] differs"
-    pa, pb = dict(a.progress), dict(b.progress)
-    pa.pop("elapsed"), pb.pop("elapsed")
-    assert pa == pb  # step, epoch, chunk, smoothed_loss, best_val, last_val
-    assert a.rng_state == b.rng_state
 
 
 @pytest.mark.parametrize(
@@ -131,7 +116,7 @@ def test_resume_with_contradicting_options_names_the_flag(trained, corpus, optio
     before = sorted(p.name for p in trained.iterdir()), sha256(trained / checkpoint.LATEST)
     fails(
         run("train", corpus, "--checkpoint-dir", trained, "--resume", option, value),
-        1,
+        2,  # a usage mistake, like an existing run without --resume
         f"{option} {value} contradicts the checkpoint, which was trained with {option} {saved}",
         f"drop {option}",
     )

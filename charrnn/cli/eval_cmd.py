@@ -6,8 +6,9 @@ import json
 
 import click
 
-from charrnn.cli.options import encoding_option, json_option
+from charrnn.cli.options import encoding_option, json_option, quiet_option
 from charrnn.cli.output import number, table
+from charrnn.errors import DataError
 
 
 @click.command("eval")
@@ -28,7 +29,8 @@ from charrnn.cli.output import number, table
 )
 @encoding_option()
 @json_option("one object per checkpoint and file")
-def eval_(files, checkpoints, held_out, encoding, as_json):
+@quiet_option
+def eval_(files, checkpoints, held_out, encoding, as_json, quiet):
     """Loss of FILES under a model: nats and bits per character, and perplexity.
 
     Without FILES, each checkpoint is scored on the held-out validation part of the
@@ -39,7 +41,8 @@ def eval_(files, checkpoints, held_out, encoding, as_json):
     the same characters in the ordinary scoring, where each has a long context.
     Characters outside a model's vocabulary are counted in the "unknown" column,
     listed on stderr, and left out of the text: they are neither fed to the model
-    nor scored.
+    nor scored. A file none of whose characters a model knows is an error (exit
+    1), reported after the other files have been scored.
 
     \b
     Examples:
@@ -60,13 +63,13 @@ def eval_(files, checkpoints, held_out, encoding, as_json):
             jobs = [(f, encoding, held_out) for f in files]
         else:
             corpus, corpus_encoding, unchanged = evaluation.training_corpus(ckpt, path)
-            if not unchanged:
+            if not unchanged and not quiet:
                 click.echo(f"warning: {corpus} changed since {path} was trained on it", err=True)
             jobs = [(corpus, corpus_encoding, True)]
         for file, enc, only_held_out in jobs:
             score = evaluation.score(ckpt, file, enc, only_held_out)
             results.append((path, score))
-            if score.unknown:
+            if score.unknown and not quiet:
                 shown = ", ".join(f"{c!r} x{n}" for c, n in list(score.unknown.items())[:10])
                 more = f" and {len(score.unknown) - 10} more" if len(score.unknown) > 10 else ""
                 click.echo(
@@ -74,10 +77,26 @@ def eval_(files, checkpoints, held_out, encoding, as_json):
                     f"were left out: {shown}{more}",
                     err=True,
                 )
+    unscored = [(path, score) for path, score in results if score.scored == 0]
     if as_json:
         for path, score in results:
-            click.echo(json.dumps({"checkpoint": path, **score.to_dict()}))
-        return
+            record = {"checkpoint": path, **score.to_dict()}
+            if score.scored == 0:
+                record["error"] = _nothing_scored(path, score)
+            click.echo(json.dumps(record))
+    else:
+        _print_table(results)
+    if unscored:
+        path, score = unscored[0]
+        more = f" (and {len(unscored) - 1} more file(s) scored nothing)" if len(unscored) > 1 else ""
+        raise DataError(_nothing_scored(path, score) + more)
+
+
+def _nothing_scored(path: str, score) -> str:
+    return f"none of {score.path}'s {score.chars:,} characters is in the vocabulary of {path}"
+
+
+def _print_table(results) -> None:
     rows = [
         [
             path,

@@ -7,13 +7,15 @@ import json
 import click
 
 from charrnn.cli.options import json_option
-from charrnn.cli.output import duration, number
+from charrnn.cli.output import number
+from charrnn.config import format_duration
 
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @json_option("one object per checkpoint")
-def info(paths, as_json):
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing: only check that every PATH loads (exit 1 if not).")
+def info(paths, as_json, quiet):
     """Show a checkpoint's configuration, size, progress and training corpus.
 
     PATH is a checkpoint file or a run directory (its best.npz, else latest.npz).
@@ -23,12 +25,15 @@ def info(paths, as_json):
       charrnn info checkpoints/tales
       charrnn info checkpoints/tales/latest.npz --json
       charrnn info checkpoints/*/ --json | jq .best_val_bpc
+      charrnn info -q checkpoints/tales/best.npz && echo usable
     """
     from charrnn import checkpoint
 
     for i, spec in enumerate(paths):
         path = checkpoint.resolve(spec)
         facts = describe(path, checkpoint.load(path))
+        if quiet:
+            continue
         if as_json:
             click.echo(json.dumps(facts))
         else:
@@ -73,7 +78,7 @@ def render(f: dict) -> str:
         s
         for s in (
             t["max_steps"] and f"max {t['max_steps']:,} steps",
-            t["time_limit"] and f"time limit {duration(t['time_limit'])}",
+            t["time_limit"] and f"time limit {format_duration(t['time_limit'])}",
         )
         if s
     )
@@ -91,7 +96,8 @@ def render(f: dict) -> str:
         ),
         (
             "progress",
-            f"{p.get('step', 0):,} steps, epoch {p.get('epoch', 0)}, {duration(p.get('elapsed') or 0)} of training",
+            f"{p.get('step', 0):,} steps, epoch {p.get('epoch', 0)}, "
+            f"{format_duration(p.get('elapsed') or 0)} of training",
         ),
         (
             "validation",

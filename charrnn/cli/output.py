@@ -18,10 +18,3 @@ def table(headers: list[str], rows: list[list], right: set[int] = frozenset()) -
 def number(value, fmt: str = ".4f"):
     """A float for a table cell; None (not measured) stays None and shows as "-"."""
     return None if value is None else format(value, fmt)
-
-
-def duration(seconds: float) -> str:
-    """90.5 -> '1m 30s'; 3725 -> '1h 2m 5s'."""
-    s = int(round(seconds))
-    h, m, s = s // 3600, s // 60 % 60, s % 60
-    return " ".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m"), (s, "s")) if v) or "0s"

@@ -71,7 +71,7 @@ def train(
       charrnn train a.txt b.txt c.txt --time-limit 5m --json > runs.jsonl
       charrnn train a.txt b.txt --concat --checkpoint-dir checkpoints/ab
       charrnn train input.txt --cell gru --hidden-size 512 --layers 1
-      charrnn train input.txt --resume --time-limit 20m
+      charrnn train input.txt --resume --time-limit 20m   # 20 minutes in all, not 20 more
     """
     from charrnn import data, jobs
 
