@@ -104,7 +104,27 @@ def _write_stream(chunks, flush_every: float = 0.05) -> None:
     show_default=True,
     help="Generate this many samples, in batched passes of 256.",
 )
-@json_option('one object per sample: {"seed", "text", "checkpoint"}')
+@click.option(
+    "--report-copying",
+    is_flag=True,
+    help="After the samples, report on stderr (with --json: in each object) how much of each sample's "
+    "generated text (the seed left out) is copied from the training text: its longest substring that occurs "
+    "there, and the share of its characters inside copied stretches.",
+)
+@click.option(
+    "--copy-min-span",
+    type=Integer(min=1),
+    default=None,
+    help="With --report-copying: a character counts as copied when it lies inside a stretch of at least this "
+    "many characters (default: 20) that occurs in the training text.",
+)
+@click.option(
+    "--corpus",
+    type=click.Path(allow_dash=True),
+    help="With --report-copying: the training text to compare with [default: the file the checkpoint records, "
+    "which must be unchanged].",
+)
+@json_option('one object per sample: {"seed", "text", "checkpoint"} (and "copying")')
 @quiet_option
 def sample(
     checkpoint_path,
@@ -119,6 +139,9 @@ def sample(
     rng_seed,
     stop,
     num_samples,
+    report_copying,
+    copy_min_span,
+    corpus,
     as_json,
     quiet,
 ):
@@ -130,13 +153,28 @@ def sample(
       charrnn sample -c checkpoints/names --seed "" --stop '\\n' --num-samples 10
       charrnn sample --seed-file opening.txt --top-p 0.9 -n 1000
       charrnn sample --temperature 0.5 --rng-seed 7 | head -c 200
+      charrnn sample -n 2000 --report-copying --json
     """
-    from charrnn import checkpoint, data, sampling
+    from charrnn import checkpoint, copying, data, sampling
 
     if seed is not None and seed_file is not None:
         raise UsageError("give the seed text with --seed or with --seed-file, not both")
+    if not report_copying and (corpus is not None or copy_min_span is not None):
+        given = "--corpus" if corpus is not None else "--copy-min-span"
+        raise UsageError(f"{given} only applies to the copying report: add --report-copying")
     path = checkpoint.resolve(checkpoint_path or find_latest_run())
     ckpt = checkpoint.load(path)
+    copy_report = None
+    if report_copying:  # before sampling: a training text that cannot be used stops here, not after
+        if corpus is not None:
+            if corpus == data.STDIN and seed_file == data.STDIN:
+                raise UsageError("--corpus and --seed-file cannot both read standard input")
+            data.check_input(corpus)
+        index, corpus_path, notes = copying.training_text(ckpt, path, corpus)
+        for note in notes if not quiet else ():
+            click.echo(note, err=True)
+        min_span = copy_min_span or copying.DEFAULT_MIN_SPAN
+        copy_report = lambda text: {**index.report(text, min_span).to_dict(), "corpus": corpus_path}
     if seed_file is not None:
         data.check_input(seed_file)
         encoding = ckpt.corpus.get("encoding") if isinstance(ckpt.corpus.get("encoding"), str) else "utf-8"
@@ -165,31 +203,85 @@ def sample(
         stop=stop,
     )
     try:
-        _emit(samples, seed, stop, path, num_samples, as_json)
+        reports = _emit(samples, seed, stop, path, num_samples, as_json, copy_report)
+        if copy_report is not None and not as_json:
+            for i, report in enumerate(reports):
+                click.echo(_copying_lines(report, i if num_samples > 1 else None), err=True)
     except BrokenPipeError:
         # The reader went away (`charrnn sample | head`): that ends sampling, quietly and
         # successfully. stdout now points at devnull so the final flush cannot complain.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-def _emit(samples, seed, stop, path, num_samples, as_json):
+def _emit(samples, seed, stop, path, num_samples, as_json, copy_report=None) -> list[dict]:
     """Print the samples. One sample without --json streams as it is generated. Several
     are one per line when --stop ends with a line end (a list of names), else one
-    blank line apart. The seed is printed as given (an empty one as nothing)."""
+    blank line apart. The seed is printed as given (an empty one as nothing).
+
+    ``copy_report`` (text -> dict) reports on the generated text of each sample, the
+    seed left out: inside each JSON object, else returned, one per sample."""
     one_per_line = bool(stop) and stop.endswith("\n")
+    reports = []
     for i, chars in enumerate(samples):
         if as_json:
-            click.echo(json.dumps({"seed": seed, "text": "".join(chars), "checkpoint": path}))
+            text = "".join(chars)
+            record = {"seed": seed, "text": text, "checkpoint": path}
+            if copy_report is not None:
+                record["copying"] = copy_report(text)
+            click.echo(json.dumps(record))
             continue
+        generated = []
+        if copy_report is not None:
+            chars = _recorded(chars, generated)
         if num_samples == 1:
             sys.stdout.write(seed)
             _write_stream(chars)
             if stop is None:
                 sys.stdout.write("\n")
             sys.stdout.flush()
-            continue
-        text = seed + "".join(chars)
-        if not text.endswith("\n"):
-            text += "\n"
-        sys.stdout.write(text if one_per_line or i == num_samples - 1 else text + "\n")
-        sys.stdout.flush()
+        else:
+            text = seed + "".join(chars)
+            if not text.endswith("\n"):
+                text += "\n"
+            sys.stdout.write(text if one_per_line or i == num_samples - 1 else text + "\n")
+            sys.stdout.flush()
+        if copy_report is not None:
+            reports.append(copy_report("".join(generated)))
+    return reports
+
+
+def _recorded(chars, into: list):
+    """The characters of ``chars`` as they come, each also appended to ``into``."""
+    for ch in chars:
+        into.append(ch)
+        yield ch
+
+
+SHOWN_CHARS = 200  # of a long copied substring, on stderr (--json has all of it)
+
+
+def _copying_lines(report: dict, index: int | None) -> str:
+    """The copying report of one sample, as two lines for stderr."""
+    from charrnn import data
+
+    label = "copying" if index is None else f"copying, sample {index + 1}"
+    name = data.text_name(report["corpus"])
+    longest = report["longest"]
+    if not report["chars"]:
+        return f"{label}: the sample is empty: nothing is copied"
+    if longest["length"]:
+        text = longest["text"]
+        shown = repr(text[:SHOWN_CHARS])
+        if len(text) > SHOWN_CHARS:
+            shown += f" ... ({len(text) - SHOWN_CHARS:,} more)"
+        first = (
+            f"{label}: the longest substring also in {name} has {longest['length']:,} characters "
+            f"(at character {longest['corpus_offset']:,} of it): {shown}"
+        )
+    else:
+        first = f"{label}: no character of the sample occurs in {name}"
+    second = (
+        f"{label}: {report['copied_share']:.1%} of the {report['chars']:,} generated characters "
+        f"({report['copied_chars']:,}) lie inside stretches of {report['min_span']}+ characters copied from {name}"
+    )
+    return f"{first}\n{second}"
