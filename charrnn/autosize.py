@@ -30,10 +30,10 @@ from charrnn.config import ModelConfig, TrainConfig, format_duration
 
 LADDER = (64, 96, 128, 192, 256, 320, 384, 448, 512, 640, 768, 1024)  # hidden sizes tried, 2 layers
 LAYERS = 2
-CHARS_PER_PARAM = 6.0  # fewest characters read per parameter in the budget
-PARAMS_PER_CHAR = 4.0  # most parameters per character of training text
-DROPOUT_RANGE = (0.1, 0.4)  # at most one epoch .. DROPOUT_EPOCHS epochs or more
-DROPOUT_EPOCHS = 30.0
+CHARS_PER_PARAM = 2.5  # fewest characters read per parameter in the budget
+PARAMS_PER_CHAR = 6.0  # most parameters per character of training text
+DROPOUT_RANGE = (0.0, 0.4)  # at most one epoch .. DROPOUT_EPOCHS epochs or more
+DROPOUT_EPOCHS = 100.0
 EVAL_SHARE = 0.05  # of the budget spent validating, at most
 EVAL_SPEEDUP = 3.0  # scoring a character costs about a third of training on it (no backward pass)
 EVALS = (2, 20)  # fewest and most validations in a run
