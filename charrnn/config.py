@@ -62,7 +62,13 @@ def setting(
 class ModelConfig:
     cell: str = setting("lstm", "Recurrent cell.", choices=CELLS)
     vocab_size: int = setting(0, "Distinct characters of the training text (V).", low=1, cli=False)
-    hidden_size: int = setting(384, "Hidden units per layer (H).", low=1)
+    hidden_size: int = setting(
+        384,
+        "Hidden units per layer (H). Without --cell, --hidden-size, --layers and --max-steps, the model "
+        "(and its dropout and lr) is chosen for the text, the time limit and this machine; the defaults "
+        "shown are for the other runs.",
+        low=1,
+    )
     n_layers: int = setting(2, "Stacked recurrent layers.", flag="--layers", low=1)
     dropout: float = setting(0.3, "Dropout on each layer's output while training.", low=0, high=1, high_open=True)
 
