@@ -30,7 +30,7 @@ from charrnn.config import ModelConfig, TrainConfig, format_duration
 
 LADDER = (64, 96, 128, 192, 256, 320, 384, 448, 512, 640, 768, 1024)  # hidden sizes tried, 2 layers
 LAYERS = 2
-CHARS_PER_PARAM = 2.5  # fewest characters read per parameter in the budget
+CHARS_PER_PARAM = 3.0  # fewest characters read per parameter in the budget
 PARAMS_PER_CHAR = 6.0  # most parameters per character of training text
 DROPOUT_RANGE = (0.0, 0.4)  # at most one epoch .. DROPOUT_EPOCHS epochs or more
 DROPOUT_EPOCHS = 100.0
