@@ -13,8 +13,8 @@ The rule (derived from the grid of trainings in benchmarks/AUTOSIZE.md):
 - The largest H whose budget gives at least CHARS_PER_PARAM characters per parameter
   (so it makes enough steps to learn) and has at most PARAMS_PER_CHAR parameters per
   training character (so it cannot simply memorise a small text) is chosen.
-- Dropout grows with how often the run reads each character (epochs = D / N), and
-  smaller models take larger steps (lr_for).
+- Dropout grows with how often the run reads each character (epochs = D / N);
+  smaller models, and runs that read their text about once, take larger steps (lr_for).
 - The run validates often enough to keep the best checkpoint of a small corpus, and
   seldom enough that validating a large held-out text takes at most EVAL_SHARE of
   the budget.
@@ -39,6 +39,8 @@ EVAL_SPEEDUP = 3.0  # scoring a character costs about a third of training on it 
 EVALS = (2, 20)  # fewest and most validations in a run
 LR_AT_384 = 5e-3  # Adam's peak learning rate for H = 384; smaller models take larger steps
 LR_MAX = 1e-2
+FEW_EPOCHS = (1.5, 3.0)  # up to 1.5 epochs the full FEW_EPOCHS_LR, from 3 none, log-linear between
+FEW_EPOCHS_LR = 1.6
 PROBE_SIZES = (128, 384)
 PROBE_STEPS = 2  # timed steps per probe size, after one untimed
 
@@ -80,11 +82,16 @@ def dropout_for(epochs: float) -> float:
     return round(low + t * (high - low), 2)
 
 
-def lr_for(hidden_size: int) -> float:
+def lr_for(hidden_size: int, epochs: float = math.inf) -> float:
     """Peak learning rate for hidden size H: LR_AT_384 x sqrt(384 / H), at most LR_MAX
     (1,000 steps of an LSTM 2x128 on tiny Shakespeare: 1.734 nats/char at 3e-3, 1.655
-    at 6e-3; of a 2x384: 1.471 at 3e-3, 1.466 at 5e-3)."""
-    return round(min(LR_MAX, LR_AT_384 * math.sqrt(384 / hidden_size)), 5)
+    at 6e-3; of a 2x384: 1.471 at 3e-3, 1.466 at 5e-3), times up to FEW_EPOCHS_LR for
+    a run that reads its text about once (War and Peace, 2 minutes, 1.4 epochs: 1.305
+    at 1.6x against 1.361; at 2.6 epochs and more, 1.6x was worse)."""
+    low, high = FEW_EPOCHS
+    t = min(1.0, max(0.0, math.log(max(epochs, 1e-9) / low) / math.log(high / low)))
+    factor = FEW_EPOCHS_LR + t * (1.0 - FEW_EPOCHS_LR)
+    return round(min(LR_MAX, LR_AT_384 * math.sqrt(384 / hidden_size)) * factor, 5)
 
 
 def eval_every(steps: float, val_chars: int, rate: float, budget: float) -> int:
@@ -121,7 +128,7 @@ def choose(
     dropout = dropout_for(epochs)
     steps = D / (batch_size * seq_len)
     model = {"cell": "lstm", "hidden_size": H, "n_layers": LAYERS, "dropout": dropout}
-    train = {"eval_every": eval_every(steps, n_chars - train_chars, rate, budget), "lr": lr_for(H)}
+    train = {"eval_every": eval_every(steps, n_chars - train_chars, rate, budget), "lr": lr_for(H, epochs)}
     reason = (
         f"auto: lstm {LAYERS}x{H}, dropout {dropout:g} for {n_chars / 1e6:.2g} M chars and "
         f"{format_duration(budget)} at ~{rate / 1e3:.0f}k chars/s ({epochs:.1f} epochs); "

@@ -68,6 +68,9 @@ def test_smaller_models_take_larger_steps():
     rates = [autosize.lr_for(H) for H in autosize.LADDER]
     assert rates == sorted(rates, reverse=True) and max(rates) <= autosize.LR_MAX
     assert autosize.lr_for(384) == autosize.LR_AT_384
+    few = [autosize.lr_for(384, e) for e in (0.5, 1.5, 2.0, 3.0, 30.0)]
+    assert few == sorted(few, reverse=True) and few[0] == few[1] == round(autosize.LR_AT_384 * 1.6, 5)
+    assert few[-1] == few[-2] == autosize.LR_AT_384
 
 
 def test_validation_takes_a_bounded_share_of_the_budget():
