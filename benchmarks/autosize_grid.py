@@ -12,6 +12,8 @@ fair to every run. One JSON line per run goes to --out; a table is printed at th
     python benchmarks/autosize_grid.py --cell names50k=PATH:120 --cell shakespeare=PATH:600 \\
         --out grid.jsonl [--launcher "flock /tmp/cpu.lock"]
 
+    python benchmarks/autosize_grid.py --table grid.jsonl    # the Markdown tables of benchmarks/AUTOSIZE.md
+
 --launcher prefixes every command that computes (e.g. a lock that keeps other jobs
 off the machine while a run is timed). Never run two trainings at the same time.
 """
@@ -145,13 +147,49 @@ def run_cell(label, corpus, budget, launcher, workdir, log):
     return results, auto
 
 
+def table(path: str) -> str:
+    """Markdown: per cell, every run (hidden size, dropout, lr, steps, chars/s, best
+    validation loss) and the automatic choice's gap to the best explicit run. A run
+    recorded twice (rerun because other load slowed it) shows its last record."""
+    with open(path, encoding="utf-8") as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    cells: dict = {}
+    for r in records:
+        if "best_val_loss" in r:
+            cells.setdefault(r["cell"], {})[r["run"]] = r
+    out = []
+    for cell, runs in cells.items():
+        explicit = [r for r in runs.values() if not r.get("auto") and not r.get("torch")]
+        best = min(explicit, key=lambda r: r["best_val_loss"]) if explicit else None
+        first = next(iter(runs.values()))
+        out.append(f"### {cell}: {first.get('corpus_chars', 0):,} characters, {first.get('budget', 0):g} s\n")
+        out.append("| run | hidden | dropout | lr | steps | chars/s | best val (nats/char) | vs best |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for r in sorted(runs.values(), key=lambda r: (bool(r.get("auto")), r["best_val_loss"])):
+            m, t = r.get("model", {}), r.get("train", {})
+            gap = f"{r['best_val_loss'] / best['best_val_loss'] - 1:+.1%}" if best else ""
+            name = f"**{r['run']}**" if r.get("auto") else r["run"]
+            out.append(
+                f"| {name} | {m.get('hidden_size', '')} | {m.get('dropout', '')} | {t.get('lr', '')} | "
+                f"{r.get('steps', '')} | {r.get('chars_per_s', 0):,.0f} | {r['best_val_loss']:.4f} | {gap} |"
+            )
+        out.append("")
+    return "\n".join(out)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--cell", action="append", required=True, help="LABEL=PATH:SECONDS")
-    p.add_argument("--out", required=True, help="JSON lines, one per run (appended)")
+    p.add_argument("--table", metavar="JSONL", help="print the Markdown tables of a grid's records and exit")
+    p.add_argument("--cell", action="append", help="LABEL=PATH:SECONDS")
+    p.add_argument("--out", help="JSON lines, one per run (appended)")
     p.add_argument("--launcher", default="", help="command prefix for every computing step")
     p.add_argument("--workdir", default=None, help="where the runs' checkpoints go [default: a temp dir]")
     a = p.parse_args(argv)
+    if a.table:
+        print(table(a.table))
+        return
+    if not a.cell or not a.out:
+        p.error("--cell and --out are needed to run a grid")
     launcher = shlex.split(a.launcher)
     workdir = a.workdir or tempfile.mkdtemp(prefix="autosize-grid-")
 
