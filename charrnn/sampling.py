@@ -64,7 +64,13 @@ def check_options(temperature: float, top_k: int, top_p: float) -> None:
 
 
 def keep_mask(logits: np.ndarray, top_k: int, top_p: float) -> np.ndarray | None:
-    """(K,V) bool: the characters each row may draw after top-k and top-p (None: all)."""
+    """(K,V) bool: the characters each row may draw after top-k and top-p (None: all).
+
+    Top-p keeps the smallest set of most likely characters whose probability (after
+    top-k, renormalised) reaches ``top_p``: every character at least as likely as the
+    least likely one of that set (a tie at the edge keeps both). Written as a handful
+    of whole-row operations, with no per-row index arrays: one stream calls this once
+    per character."""
     K, V = logits.shape
     keep = None
     if 0 < top_k < V:
@@ -72,14 +78,28 @@ def keep_mask(logits: np.ndarray, top_k: int, top_p: float) -> np.ndarray | None
         keep = logits >= kth
     if top_p < 1:
         z = logits if keep is None else np.where(keep, logits, -np.inf)
-        order = np.argsort(-z, axis=1)
-        p = np.exp(np.take_along_axis(z, order, axis=1) - z.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
-        before = np.cumsum(p, axis=1) - p  # mass of the more likely characters
-        kept = np.empty((K, V), dtype=bool)
-        np.put_along_axis(kept, order, before < top_p, axis=1)  # the most likely is always kept
+        p = np.exp(z - z.max(axis=1, keepdims=True))  # (K,V) unnormalised, largest 1
+        ranked = np.sort(p, axis=1)  # ascending
+        tail = np.cumsum(ranked, axis=1)  # mass of the least likely characters
+        # left out: the largest set of least likely characters with at most 1 - top_p of
+        # the mass (never all of them: top_p > 0)
+        if K == 1:  # one stream: the same on the row itself, in fewer calls
+            out = tail[0].searchsorted((1.0 - top_p) * tail[0, -1], side="right")
+            kept = p >= ranked[0, out]
+        else:
+            out = (tail <= (1.0 - top_p) * tail[:, -1:]).sum(axis=1)
+            kept = p >= ranked[_rows(K), out][:, None]  # at least as likely as the least likely kept
         keep = kept if keep is None else keep & kept
     return keep
+
+
+_ROWS: dict[int, np.ndarray] = {}
+
+
+def _rows(K: int) -> np.ndarray:
+    if K not in _ROWS:
+        _ROWS[K] = np.arange(K)
+    return _ROWS[K]
 
 
 class _Picker:
@@ -107,7 +127,7 @@ class _Picker:
         self.i += 1
         keep = keep_mask(logits, self.top_k, self.top_p)
         if keep is not None:
-            z[~keep] = -np.inf
+            z = np.where(keep, z, -np.inf)
         return z.argmax(axis=1)
 
 
