@@ -85,12 +85,17 @@ def cli():
       charrnn plot checkpoints/*/ -o loss.png
       charrnn corpus get tinyshakespeare
 
+    \b
+    Look inside a model, and write with it:
+      charrnn vis -c checkpoints/tales corpora/tales.txt -o page.html
+      charrnn serve -c checkpoints/tales          # http://127.0.0.1:8000/
+
     Checkpoints go to checkpoints/<corpus name>/ (latest.npz, best.npz, metrics.jsonl).
     Progress goes to stderr; stdout carries only the product (text or JSON).
     """
 
 
-from charrnn.cli import corpus_cmd, eval_cmd, info_cmd, plot_cmd, sample_cmd, train_cmd  # noqa: E402
+from charrnn.cli import corpus_cmd, eval_cmd, info_cmd, plot_cmd, sample_cmd, serve_cmd, train_cmd, vis_cmd  # noqa: E402
 
 cli.add_command(train_cmd.train)
 cli.add_command(sample_cmd.sample)
@@ -98,6 +103,8 @@ cli.add_command(eval_cmd.eval_)
 cli.add_command(info_cmd.info)
 cli.add_command(plot_cmd.plot)
 cli.add_command(corpus_cmd.corpus)
+cli.add_command(vis_cmd.vis)
+cli.add_command(serve_cmd.serve)
 
 
 def main() -> None:

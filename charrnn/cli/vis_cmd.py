@@ -1,0 +1,131 @@
+"""`charrnn vis`: a self-contained HTML page of what a model's units track in a text."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from charrnn.cli.options import Integer, encoding_option, json_option, quiet_option
+from charrnn.cli.sample_cmd import find_latest_run
+from charrnn.errors import CharRNNError, UsageError
+
+LIMIT_MAX = 200_000  # --max-chars cannot go past this: the page would be hundreds of MB
+
+
+def read_text(path: str, encoding: str, max_chars: int) -> str:
+    """The text of ``path`` (``-``: standard input). One longer than ``max_chars`` is
+    refused as soon as reading passes the limit, without reading the rest."""
+    from charrnn import data
+
+    data.check_input(path)
+    pieces, size = [], 0
+    for piece in data.iter_text(path, encoding):
+        pieces.append(piece)
+        size += len(piece)
+        if size > max_chars:
+            raise UsageError(
+                f"{path} has more than {max_chars:,} characters, the most vis shows (--max-chars): "
+                f"cut it, e.g. head -c {max_chars} {path} | charrnn vis - ..."
+            )
+    return "".join(pieces)
+
+
+@click.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option(
+    "-c",
+    "--checkpoint",
+    "checkpoint_path",
+    type=click.Path(),
+    help="A checkpoint file, or a run directory (its best.npz) "
+    "[default: the most recently written run under checkpoints/].",
+)
+@click.option("--text", default=None, help="The text to show, instead of a FILE.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="The page to write ('-': stdout).",
+)
+@click.option(
+    "--max-chars",
+    type=Integer(min=1, max=LIMIT_MAX),
+    default=20_000,
+    show_default=True,
+    help="Refuse a longer text (the page holds every unit's activation at every character).",
+)
+@click.option("--drop-unknown", is_flag=True, help="Leave out characters the model never saw instead of refusing.")
+@encoding_option(default=None, help_extra=" [default: the checkpoint's corpus encoding]")
+@json_option('a summary: {"output", "checkpoint", "chars", "bits_per_char", "bytes", "found", "absent"}')
+@quiet_option
+def vis(file, checkpoint_path, text, output, max_chars, drop_unknown, encoding, as_json, quiet):
+    """Write an HTML page showing what the model's units track in a text.
+
+    The page colours each character of the text by the activation of a chosen unit
+    (a layer's h, or the LSTM's tanh(c)), or by its surprisal in bits; hovering over or
+    clicking a character shows the probability the model gave it and its top 5
+    guesses. "Found for you" ranks the units most correlated with properties of the
+    text: inside double quotes, inside brackets, position in the line, characters
+    until the line break, start of a word, upper case. The file has no external
+    resources: it opens from disk in any browser, with no network.
+
+    \b
+    Examples:
+      charrnn vis -c checkpoints/tinyshakespeare corpora/tinyshakespeare.txt --max-chars 20000 -o page.html
+      head -c 5000 corpora/tales.txt | charrnn vis -c checkpoints/tales - -o tales.html
+      charrnn vis --text '"Hello," she said (quietly).' -o hello.html --json | jq .found[0]
+    """
+    from charrnn import checkpoint, sampling, vis
+    from charrnn.vis import page
+
+    if (file is None) == (text is None):
+        raise UsageError("give the text as FILE or with --text (one of them)")
+    if as_json and output == "-":
+        raise UsageError("--json prints a summary on stdout; write the page to a file with -o PAGE.html")
+    path = checkpoint.resolve(checkpoint_path or find_latest_run())
+    ckpt = checkpoint.load(path)
+    if file is not None:
+        corpus_encoding = ckpt.corpus.get("encoding")
+        text = read_text(
+            file, encoding or (corpus_encoding if isinstance(corpus_encoding, str) else "utf-8"), max_chars
+        )
+    if drop_unknown:
+        text, dropped = sampling.drop_unknown(text, ckpt.vocab)
+        if dropped and not quiet:
+            shown = ", ".join(f"{c!r} x{k}" for c, k in list(dropped.items())[:10])
+            click.echo(f"note: dropped {sum(dropped.values())} characters the model never saw: {shown}", err=True)
+    if not quiet:
+        click.echo(f"running {path} over {len(text):,} characters ...", err=True)
+    data = vis.build(ckpt, path, text, max_chars)
+    document = page.render(data)
+    try:
+        with click.open_file(output, "w", encoding="utf-8", atomic=output != "-") as f:
+            f.write(document)
+    except OSError as exc:
+        raise CharRNNError(f"cannot write {output}: {exc.strerror or exc}") from None
+    size = len(document.encode("utf-8"))
+    summary = {
+        "output": output,
+        "checkpoint": path,
+        "chars": len(text),
+        "bits_per_char": data["predictions"]["bits_per_char"],
+        "bytes": size,
+        "found": data["found"],
+        "absent": {p["name"]: p["absent"] for p in data["properties"] if p["absent"]},
+    }
+    if as_json:
+        click.echo(json.dumps(summary))
+    if not quiet:
+        click.echo(_summary_text(summary), err=True)
+
+
+def _summary_text(s: dict) -> str:
+    lines = [f"wrote {s['output']}: {s['chars']:,} characters, {s['bytes'] / 1e6:.1f} MB"]
+    for f in s["found"][:10]:
+        unit = f"{f['series_label']} {f['unit']}"
+        lines.append(f"  {unit:<16} r = {f['r']:+.2f}  {f['property_label']}")
+    for name, why in s["absent"].items():
+        lines.append(f"  not ranked: {name} ({why})")
+    return "\n".join(lines)
