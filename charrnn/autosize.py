@@ -42,7 +42,7 @@ LR_MAX = 1e-2
 FEW_EPOCHS = (1.5, 3.0)  # up to 1.5 epochs the full FEW_EPOCHS_LR, from 3 none, log-linear between
 FEW_EPOCHS_LR = 1.6
 PROBE_SIZES = (128, 384)
-PROBE_STEPS = 2  # timed steps per probe size, after one untimed
+PROBE_STEPS = 3  # timed steps per probe size, after one untimed
 
 
 @dataclass(frozen=True)
@@ -157,10 +157,12 @@ def probe(vocab_size: int, train_cfg: TrainConfig, seed: int = 0) -> tuple[Speed
         st = training.new_state(run)
         streams = data.Streams(ids, B, T)
         training.train_step(run, st, streams)  # the first step pays for thread pools and caches
-        t = time.perf_counter()
+        times = []
         for _ in range(PROBE_STEPS):
+            t = time.perf_counter()
             training.train_step(run, st, streams)
-        seconds_per_char = (time.perf_counter() - t) / (PROBE_STEPS * B * T)
+            times.append(time.perf_counter() - t)
+        seconds_per_char = sorted(times)[len(times) // 2] / (B * T)  # the median: one odd step moves it least
         from charrnn.model import flops_per_char
 
         points.append((flops_per_char(cfg) / 1e9, seconds_per_char))
