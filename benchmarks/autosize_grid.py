@@ -150,7 +150,8 @@ def run_cell(label, corpus, budget, launcher, workdir, log):
 def table(path: str) -> str:
     """Markdown: per cell, every run (hidden size, dropout, lr, steps, chars/s, best
     validation loss) and the automatic choice's gap to the best explicit run. A run
-    recorded twice (rerun because other load slowed it) shows its last record."""
+    recorded twice shows its last record; a record's "note" (for example, that other
+    load slowed it) follows its name."""
     with open(path, encoding="utf-8") as f:
         records = [json.loads(line) for line in f if line.strip()]
     cells: dict = {}
@@ -165,10 +166,12 @@ def table(path: str) -> str:
         out.append(f"### {cell}: {first.get('corpus_chars', 0):,} characters, {first.get('budget', 0):g} s\n")
         out.append("| run | hidden | dropout | lr | steps | chars/s | best val (nats/char) | vs best |")
         out.append("|---|---:|---:|---:|---:|---:|---:|---:|")
-        for r in sorted(runs.values(), key=lambda r: (bool(r.get("auto")), r["best_val_loss"])):
+        for r in sorted(runs.values(), key=lambda r: (bool(r.get("auto") or r.get("torch")), r["best_val_loss"])):
             m, t = r.get("model", {}), r.get("train", {})
             gap = f"{r['best_val_loss'] / best['best_val_loss'] - 1:+.1%}" if best else ""
-            name = f"**{r['run']}**" if r.get("auto") else r["run"]
+            name = f"**{r['run']}**" if r.get("auto") else f"*{r['run']}*" if r.get("torch") else r["run"]
+            if r.get("note"):
+                name += f" ({r['note']})"
             out.append(
                 f"| {name} | {m.get('hidden_size', '')} | {m.get('dropout', '')} | {t.get('lr', '')} | "
                 f"{r.get('steps', '')} | {r.get('chars_per_s', 0):,.0f} | {r['best_val_loss']:.4f} | {gap} |"
