@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import glob
 import math
+import os
 import re
 
 import click
+
+from charrnn.errors import CheckpointError
 
 
 class FiniteFloatRange(click.FloatRange):
@@ -102,3 +106,30 @@ def encoding_option(default: str | None = "utf-8", help_extra: str = ""):
     return click.option(
         "--encoding", default=default, show_default=default is not None, help="Encoding of the text files." + help_extra
     )
+
+
+checkpoint_option = click.option(
+    "-c",
+    "--checkpoint",
+    "checkpoint_path",
+    type=click.Path(),
+    help="A checkpoint file, or a run directory (its best.npz) "
+    "[default: the most recently written run under checkpoints/].",
+)
+
+
+def _latest_run(root: str = "checkpoints") -> str:
+    """The run directory under ``root`` whose checkpoint was written most recently."""
+    found = glob.glob(os.path.join(root, "*", "*.npz"))
+    if not found:
+        raise CheckpointError(
+            f"no checkpoint found under {root}/; run `charrnn train FILE` first, or pass --checkpoint PATH"
+        )
+    return os.path.dirname(max(found, key=os.path.getmtime))
+
+
+def checkpoint_path_of(given: str | None) -> str:
+    """The checkpoint file --checkpoint names, or the latest run's."""
+    from charrnn import checkpoint
+
+    return checkpoint.resolve(given or _latest_run())

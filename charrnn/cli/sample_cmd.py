@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import sys
@@ -10,18 +9,15 @@ import time
 
 import click
 
-from charrnn.cli.options import FiniteFloatRange, Integer, json_option, quiet_option
-from charrnn.errors import CheckpointError, UsageError
-
-
-def find_latest_run(root: str = "checkpoints") -> str:
-    """The run directory under ``root`` whose checkpoint was written most recently."""
-    found = glob.glob(os.path.join(root, "*", "*.npz"))
-    if not found:
-        raise CheckpointError(
-            f"no checkpoint found under {root}/; run `charrnn train FILE` first, or pass --checkpoint PATH"
-        )
-    return os.path.dirname(max(found, key=os.path.getmtime))
+from charrnn.cli.options import (
+    FiniteFloatRange,
+    Integer,
+    checkpoint_option,
+    checkpoint_path_of,
+    json_option,
+    quiet_option,
+)
+from charrnn.errors import UsageError
 
 
 def _write_stream(chunks, flush_every: float = 0.05) -> None:
@@ -38,14 +34,7 @@ def _write_stream(chunks, flush_every: float = 0.05) -> None:
 
 
 @click.command()
-@click.option(
-    "-c",
-    "--checkpoint",
-    "checkpoint_path",
-    type=click.Path(),
-    help="A checkpoint file, or a run directory (its best.npz is used) "
-    "[default: the most recently written run under checkpoints/].",
-)
+@checkpoint_option
 @click.option(
     "-s",
     "--seed",
@@ -162,7 +151,7 @@ def sample(
     if not report_copying and (corpus is not None or copy_min_span is not None):
         given = "--corpus" if corpus is not None else "--copy-min-span"
         raise UsageError(f"{given} only applies to the copying report: add --report-copying")
-    path = checkpoint.resolve(checkpoint_path or find_latest_run())
+    path = checkpoint_path_of(checkpoint_path)
     ckpt = checkpoint.load(path)
     copy_report = None
     if report_copying:  # before sampling: a training text that cannot be used stops here, not after

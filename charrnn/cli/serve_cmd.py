@@ -6,19 +6,11 @@ import signal
 
 import click
 
-from charrnn.cli.options import Integer
-from charrnn.cli.sample_cmd import find_latest_run
+from charrnn.cli.options import Integer, checkpoint_option, checkpoint_path_of
 
 
 @click.command()
-@click.option(
-    "-c",
-    "--checkpoint",
-    "checkpoint_path",
-    type=click.Path(),
-    help="A checkpoint file, or a run directory (its best.npz) "
-    "[default: the most recently written run under checkpoints/].",
-)
+@checkpoint_option
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -75,7 +67,7 @@ def serve(checkpoint_path, host, port, max_chars, max_samples, max_body, workers
     from charrnn.serve import api, page
     from charrnn.serve.server import Server, Service
 
-    path = checkpoint.resolve(checkpoint_path or find_latest_run())
+    path = checkpoint_path_of(checkpoint_path)
     ckpt = checkpoint.load(path)
     limits = api.Limits(max_chars=max_chars, max_samples=max_samples, max_body=max_body)
     log = None if quiet else (lambda line: click.echo(line, err=True))

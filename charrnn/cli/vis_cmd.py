@@ -6,8 +6,14 @@ import json
 
 import click
 
-from charrnn.cli.options import Integer, encoding_option, json_option, quiet_option
-from charrnn.cli.sample_cmd import find_latest_run
+from charrnn.cli.options import (
+    Integer,
+    checkpoint_option,
+    checkpoint_path_of,
+    encoding_option,
+    json_option,
+    quiet_option,
+)
 from charrnn.errors import CharRNNError, UsageError
 
 LIMIT_MAX = 200_000  # --max-chars cannot go past this: the page would be hundreds of MB
@@ -33,14 +39,7 @@ def read_text(path: str, encoding: str, max_chars: int) -> str:
 
 @click.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False, allow_dash=True))
-@click.option(
-    "-c",
-    "--checkpoint",
-    "checkpoint_path",
-    type=click.Path(),
-    help="A checkpoint file, or a run directory (its best.npz) "
-    "[default: the most recently written run under checkpoints/].",
-)
+@checkpoint_option
 @click.option("--text", default=None, help="The text to show, instead of a FILE.")
 @click.option(
     "-o",
@@ -84,7 +83,7 @@ def vis(file, checkpoint_path, text, output, max_chars, drop_unknown, encoding, 
         raise UsageError("give the text as FILE or with --text (one of them)")
     if as_json and output == "-":
         raise UsageError("--json prints a summary on stdout; write the page to a file with -o PAGE.html")
-    path = checkpoint.resolve(checkpoint_path or find_latest_run())
+    path = checkpoint_path_of(checkpoint_path)
     ckpt = checkpoint.load(path)
     if file is not None:
         corpus_encoding = ckpt.corpus.get("encoding")
