@@ -491,9 +491,6 @@ def train(
     return summary(run, st, saved, rate)
 
 
-SAMPLE_TEMPERATURE = 0.8  # charrnn sample's default
-
-
 def progress_sample(run: Run, st: TrainState) -> str | None:
     """--sample-chars characters from the current weights, from the default seed and a
     generator seeded by --rng-seed alone: the samples of a run differ only because the
@@ -510,7 +507,7 @@ def progress_sample(run: Run, st: TrainState) -> str | None:
             run.vocab,
             seed,
             n,
-            temperature=SAMPLE_TEMPERATURE,
+            temperature=sampling.TEMPERATURE,
             rng_seed=run.train_cfg.rng_seed,
         )
     )

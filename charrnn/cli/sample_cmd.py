@@ -9,6 +9,7 @@ import time
 
 import click
 
+from charrnn import sampling
 from charrnn.cli.options import (
     FiniteFloatRange,
     Integer,
@@ -52,13 +53,19 @@ def _write_stream(chunks, flush_every: float = 0.05) -> None:
 )
 @click.option("--drop-unknown", is_flag=True, help="Remove seed characters the model never saw instead of refusing.")
 @click.option(
-    "-n", "--length", "n", type=Integer(min=0), default=500, show_default=True, help="Characters to generate."
+    "-n",
+    "--length",
+    "n",
+    type=Integer(min=0),
+    default=sampling.LENGTH,
+    show_default=True,
+    help="Characters to generate.",
 )
 @click.option(
     "-t",
     "--temperature",
     type=FiniteFloatRange(0, min_open=True),
-    default=0.8,
+    default=sampling.TEMPERATURE,
     show_default=True,
     help="Below 1: safer, more repetitive text; above 1: wilder.",
 )

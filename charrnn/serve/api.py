@@ -30,8 +30,8 @@ from charrnn.errors import UsageError
 
 DEFAULTS = {
     "seed": None,
-    "n": 500,
-    "temperature": 0.8,
+    "n": sampling.LENGTH,
+    "temperature": sampling.TEMPERATURE,
     "top_k": 0,
     "top_p": 1.0,
     "greedy": False,
