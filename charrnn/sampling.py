@@ -72,9 +72,9 @@ def keep_mask(logits: np.ndarray, top_k: int, top_p: float) -> np.ndarray | None
 
     Top-p keeps the smallest set of most likely characters whose probability (after
     top-k, renormalised) reaches ``top_p``: every character at least as likely as the
-    least likely one of that set (a tie at the edge keeps both). Written as a handful
-    of whole-row operations, with no per-row index arrays: one stream calls this once
-    per character."""
+    least likely one of that set (a tie at the edge keeps both). ``_keep_row`` is the
+    same computation on one row, operation for operation, so one stream draws what it
+    would draw as one of many."""
     K, V = logits.shape
     keep = None
     if 0 < top_k < V:
@@ -87,14 +87,26 @@ def keep_mask(logits: np.ndarray, top_k: int, top_p: float) -> np.ndarray | None
         tail = np.cumsum(ranked, axis=1)  # mass of the least likely characters
         # left out: the largest set of least likely characters with at most 1 - top_p of
         # the mass (never all of them: top_p > 0)
-        if K == 1:  # one stream: the same on the row itself, in fewer calls
-            out = tail[0].searchsorted((1.0 - top_p) * tail[0, -1], side="right")
-            kept = p >= ranked[0, out]
-        else:
-            out = (tail <= (1.0 - top_p) * tail[:, -1:]).sum(axis=1)
-            kept = p >= ranked[_rows(K), out][:, None]  # at least as likely as the least likely kept
+        out = (tail <= (1.0 - top_p) * tail[:, -1:]).sum(axis=1)
+        kept = p >= ranked[_rows(K), out][:, None]  # at least as likely as the least likely kept
         keep = kept if keep is None else keep & kept
     return keep
+
+
+def _keep_row(row: np.ndarray, top_k: int, top_p: float):
+    """keep_mask for one row (V,), as (top-k mask or None, p, least): the row keeps
+    character j when the mask allows it and p[j] >= least (no top-p: p is None)."""
+    V = row.shape[0]
+    keep = p = least = None
+    if 0 < top_k < V:
+        keep = row >= np.partition(row, -top_k)[-top_k]
+    if top_p < 1:
+        z = row if keep is None else np.where(keep, row, -np.inf)
+        p = np.exp(z - z.max())
+        ranked = np.sort(p)
+        tail = np.cumsum(ranked)
+        least = ranked[tail.searchsorted((1.0 - top_p) * tail[-1], side="right")]
+    return keep, p, least
 
 
 _ROWS: dict[int, np.ndarray] = {}
@@ -119,20 +131,42 @@ class _Picker:
 
     def __init__(self, rngs: list[np.random.Generator], V: int, top_k: int, top_p: float, greedy: bool):
         self.rngs, self.V, self.top_k, self.top_p, self.greedy = rngs, V, top_k, top_p, greedy
+        self.filtered = 0 < top_k < V or top_p < 1
         self.noise, self.i = None, self.BLOCK
+
+    def _next_noise(self) -> np.ndarray:
+        if self.i == self.BLOCK:
+            self.noise = np.stack([rng.gumbel(size=(self.BLOCK, self.V)) for rng in self.rngs], axis=1)
+            self.i = 0
+        self.i += 1
+        return self.noise[self.i - 1]  # (K,V)
 
     def __call__(self, logits: np.ndarray) -> np.ndarray:
         if self.greedy:
             return logits.argmax(axis=1)
-        if self.i == self.BLOCK:
-            self.noise = np.stack([rng.gumbel(size=(self.BLOCK, self.V)) for rng in self.rngs], axis=1)
-            self.i = 0
-        z = logits + self.noise[self.i]  # float64
-        self.i += 1
+        z = logits + self._next_noise()  # float64
         keep = keep_mask(logits, self.top_k, self.top_p)
         if keep is not None:
             z = np.where(keep, z, -np.inf)
         return z.argmax(axis=1)
+
+    def one(self, row: np.ndarray) -> int:
+        """The same draw for one stream, row (V,): in fewer and cheaper calls, because
+        one stream pays for every call on every character. The unfiltered winner is the
+        filtered one whenever the filters keep it (most draws), so the mask over the
+        whole row is only formed when they do not."""
+        if self.greedy:
+            return int(row.argmax())
+        z = row + self._next_noise()[0]
+        best = int(z.argmax())
+        if not self.filtered:
+            return best
+        keep, p, least = _keep_row(row, self.top_k, self.top_p)
+        if (keep is None or keep[best]) and (p is None or p[best] >= least):
+            return best
+        if p is not None:
+            keep = p >= least if keep is None else keep & (p >= least)
+        return int(np.where(keep, z, -np.inf).argmax())
 
 
 def sample_rngs(rng_seed: int | None, count: int) -> list[np.random.Generator]:
@@ -169,10 +203,7 @@ def _samples(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, rng
     for start in range(0, len(rngs), BATCH):
         batch = rngs[start : start + BATCH]
         if len(batch) == 1:  # one sample streams its characters as they come
-            yield (
-                chars[0]
-                for chars in _steps(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, batch, stop)
-            )
+            yield _one_stream(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, batch, stop)
             continue
         texts = (
             [
@@ -227,3 +258,27 @@ def _steps(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, rngs,
         if not n_alive:
             return
         last = stepper.step(np.asarray(nxt))
+
+
+def _one_stream(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, rngs, stop):
+    """_steps for one stream, character by character: the same draws, without the
+    per-step lists that K streams need."""
+    if n == 0:
+        return
+    last, state = feed(params, cfg, vocab.encode(seed))
+    row = (last / np.float32(temperature))[0]  # (V,)
+    stepper = Stepper(params, cfg, state, logit_scale=1.0 / temperature)
+    pick = _Picker(rngs, vocab.size, top_k, top_p, greedy)
+    chars = vocab.chars
+    tail = ""
+    ids = np.zeros(1, dtype=np.int64)
+    for _ in range(n):
+        i = pick.one(row)
+        ch = chars[i]
+        yield ch
+        if stop:
+            tail = (tail + ch)[-len(stop) :]
+            if tail == stop:
+                return
+        ids[0] = i
+        row = stepper.step(ids)[0]

@@ -103,6 +103,38 @@ def test_top_p_is_the_same_in_batched_samples():
     assert many[0] == alone[0] and len(set(many)) > 200
 
 
+@pytest.mark.parametrize("top_k,top_p", [(0, 1.0), (0, 0.9), (0, 0.3), (4, 1.0), (4, 0.8), (60, 0.95)])
+def test_one_stream_draws_what_it_draws_among_many(top_k, top_p):
+    # one stream has its own cheaper loop (sampling._one_stream, _Picker.one); on a model
+    # whose logits change every step, each stream of a batch must be the text that
+    # stream draws alone
+    cfg = ModelConfig(cell="lstm", vocab_size=len(CHARS), hidden_size=16, n_layers=2)
+    params = init_params(cfg, np.random.default_rng(3))
+    params["Why"] *= 8.0  # peaked distributions, so the filters cut something
+    vocab = Vocab(CHARS)
+    args = (params, cfg, vocab, "ab", 300, 0.9, top_k, top_p, False)
+    together = ["".join(p) for p in zip(*sampling._steps(*args, sampling.sample_rngs(7, 5), None))]
+    for k in range(5):
+        alone = "".join(sampling._one_stream(*args, [sampling.sample_rngs(7, 5)[k]], None))
+        assert alone == together[k]
+    assert len(set(together)) == 5
+
+
+def test_keep_row_is_keep_mask_on_one_row():
+    # ties (small integer logits) and -inf included: the same characters kept
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        logits = rng.integers(-3, 4, size=(1, 12)).astype(np.float32)
+        if rng.random() < 0.2:
+            logits[0, rng.integers(12)] = -np.inf
+        for top_k, top_p in [(0, 0.5), (0, 0.95), (3, 1.0), (5, 0.7)]:
+            keep, p, least = sampling._keep_row(logits[0], top_k, top_p)
+            row = np.ones(12, bool) if keep is None else keep
+            if p is not None:
+                row = row & (p >= least)
+            assert np.array_equal(row, sampling.keep_mask(logits, top_k, top_p)[0])
+
+
 @pytest.mark.parametrize("value", ["0", "-0.1", "1.5", "nan"])
 def test_invalid_top_p_is_a_usage_error(value, trained):
     fails(run("sample", "-c", trained, "--top-p", value, "-n", "5"), 2, "top-p")
