@@ -39,14 +39,26 @@ def test_more_time_or_a_faster_machine_buys_a_larger_model():
 
 
 def test_the_chosen_model_reads_enough_characters_per_parameter():
-    for n, budget in ((3_000_000, 120), (3_000_000, 600), (20_000_000, 3600)):
-        c = choice(n, budget)
-        cfg = autosize.candidate(c.model["hidden_size"], V)
-        assert GRID_MACHINE.rate(cfg) * budget >= autosize.CHARS_PER_PARAM * n_params(cfg)
-        i = autosize.LADDER.index(c.model["hidden_size"])
+    def reads_enough(H, n, budget):
+        cfg = autosize.candidate(H, V)
+        D = GRID_MACHINE.rate(cfg) * budget
+        return D >= autosize.chars_per_param(D / (n - round(n * 0.1))) * n_params(cfg)
+
+    for n, budget in ((3_000_000, 120), (3_000_000, 600), (20_000_000, 3600), (1_000_000, 600)):
+        H = hidden(n, budget)
+        assert reads_enough(H, n, budget)
+        i = autosize.LADDER.index(H)
         if i + 1 < len(autosize.LADDER):  # and the next size up would not
-            bigger = autosize.candidate(autosize.LADDER[i + 1], V)
-            assert GRID_MACHINE.rate(bigger) * budget < autosize.CHARS_PER_PARAM * n_params(bigger)
+            assert not reads_enough(autosize.LADDER[i + 1], n, budget)
+
+
+def test_a_text_read_about_once_wants_more_characters_per_parameter():
+    needs = [autosize.chars_per_param(e) for e in (0.3, 1.0, 1.4, 2.0, 5.0)]
+    assert needs == sorted(needs, reverse=True)
+    assert needs[0] == needs[1] == autosize.CHARS_PER_PARAM[0] and needs[-1] == needs[-2] == autosize.CHARS_PER_PARAM[1]
+    # the grid's cells on its machine: War and Peace in 2 minutes gets the smaller 2x192,
+    # tiny Shakespeare in 2 minutes the 2x256, in 10 minutes the 2x384
+    assert [hidden(3_196_211, 120), hidden(1_115_394, 120), hidden(1_115_394, 600)] == [192, 256, 384]
 
 
 def test_a_small_text_gets_a_small_model_and_more_dropout():
