@@ -2,7 +2,9 @@
 
 Uses `charrnn.sampling.generate`, the code path of `charrnn sample`, on a model with random
 weights of the given shape (speed does not depend on what the weights learned), or on
-a checkpoint with --checkpoint.
+a checkpoint with --checkpoint. ``weights`` in the output says what bounds one stream:
+the bytes of weight matrices its step reads per character and how fast one
+matrix-vector product of that size streams them on this machine.
 
     python benchmarks/bench_sample.py --cell lstm --hidden 256 --layers 2 -n 20000 --num-samples 1 64
 """
@@ -10,6 +12,7 @@ a checkpoint with --checkpoint.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -20,9 +23,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from charrnn import model, sampling
+from charrnn import model, parallel, sampling
 from charrnn.config import ModelConfig
 from charrnn.data import Vocab
+from charrnn.stepper import Stepper
 
 # 65 printable characters, like tiny Shakespeare's vocabulary
 VOCAB = Vocab("".join(sorted("\n !$&',-.3:;?" + "ABCDEFGHIJKLMNOPQRSTUVWXYZ" + "abcdefghijklmnopqrstuvwxyz")))
@@ -37,6 +41,38 @@ def sample_throughput(params, cfg, vocab, n: int, num_samples: int, seed_text: s
     ):
         produced += sum(1 for _ in chars)
     return produced / (time.perf_counter() - t0)
+
+
+def weight_streaming(params, cfg, repeats: int = 2000) -> dict:
+    """What one stream's step must read: the bytes of the stepper's weight matrices (one
+    matrix-vector product each per character), and how fast this machine streams that
+    many bytes through one matrix-vector product of the same size, on one BLAS thread
+    and on the default threads: a ceiling on one stream's chars/s from the weights alone."""
+    stepper = Stepper(params, cfg, model.init_hidden(cfg, 1, params["Why"].dtype))
+    mats = [
+        m
+        for m in (*stepper.WhT, *getattr(stepper, "WT", []), *getattr(stepper, "WxT", []), stepper.WyT)
+        if m is not None
+    ]
+    nbytes = sum(m.nbytes for m in mats)
+    rows = max(m.shape[0] for m in mats)
+    W = np.ones((rows, max(1, nbytes // (4 * rows))), dtype=np.float32)
+    x, out = np.ones((W.shape[1], 1), np.float32), np.empty((rows, 1), np.float32)
+    rates = {}
+    for name, threads in (("one_thread", 1), ("default_threads", None)):
+        ctx = parallel.blas_threads(threads) if threads else contextlib.nullcontext()
+        with ctx:
+            np.matmul(W, x, out=out)
+            t = time.perf_counter()
+            for _ in range(repeats):
+                np.matmul(W, x, out=out)
+            rates[name] = W.nbytes * repeats / (time.perf_counter() - t)
+    best = max(rates.values())
+    return {
+        "weight_bytes_per_char": nbytes,
+        "matvec_gb_per_s": {k: round(v / 1e9, 1) for k, v in rates.items()},
+        "ceiling_chars_per_s": round(best / nbytes),
+    }
 
 
 def main(argv=None):
@@ -79,6 +115,7 @@ def main(argv=None):
                 "runs": [round(r, 1) for r in rates],
             }
         )
+    out["weights"] = weight_streaming(params, cfg)
     print(json.dumps(out))
 
 

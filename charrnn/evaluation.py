@@ -29,7 +29,7 @@ from charrnn.errors import DataError
 EVAL_STREAMS = 64  # streams used to score a text
 EVAL_CHUNK = 64  # at most this many steps per forward call while scoring
 EVAL_WARMUP = 128  # characters each scoring stream reads before it is scored
-LOGITS_BYTES = 16 << 20  # bound on one scoring call's (steps, V, streams) logits
+CALL_BYTES = 16 << 20  # bound on one scoring call's widest (steps, width, streams) array (call_width)
 BLOCK_CHARS = 1 << 20  # characters scored per evaluate call
 CONTEXT_CHARS = EVAL_WARMUP + 1  # all the scoring streams can use of the text before a block
 
@@ -82,16 +82,23 @@ def with_context(ids: np.ndarray, start: int) -> tuple[np.ndarray, int]:
     return ids[start - n_context :], n_context
 
 
-def scoring_streams(vocab_size: int, wanted: int) -> int:
-    """Streams per scoring call: ``wanted``, fewer when even one step of their logits
-    would pass LOGITS_BYTES (vocabularies above about 65,000 characters)."""
-    return int(max(1, min(wanted, LOGITS_BYTES // (4 * vocab_size))))
+def call_width(cfg) -> int:
+    """Floats per step and stream in a scoring call's widest array: the logits (V) or a
+    layer's gate pre-activations (G), whichever is wider. Bounding only the logits let
+    the 300 cold-start windows of an LSTM 2x384 make a 118 MB (64, 1536, 300) array."""
+    return max(cfg.vocab_size, cfg.gates)
 
 
-def chunk_steps(vocab_size: int, streams: int) -> int:
-    """Steps per scoring call, so that its logits stay within LOGITS_BYTES whatever the
-    vocabulary (up to EVAL_CHUNK; at least one)."""
-    return int(max(1, min(EVAL_CHUNK, LOGITS_BYTES // (4 * vocab_size * streams))))
+def scoring_streams(width: int, wanted: int) -> int:
+    """Streams per scoring call: ``wanted``, fewer when even one step of its widest
+    array would pass CALL_BYTES (vocabularies above about 65,000 characters)."""
+    return int(max(1, min(wanted, CALL_BYTES // (4 * width))))
+
+
+def chunk_steps(width: int, streams: int) -> int:
+    """Steps per scoring call, so that its widest array stays within CALL_BYTES whatever
+    the vocabulary and model (up to EVAL_CHUNK; at least one)."""
+    return int(max(1, min(EVAL_CHUNK, CALL_BYTES // (4 * width * streams))))
 
 
 def char_losses(params, cfg, ids: np.ndarray, n_context: int = 1, deadline: float | None = None):
@@ -101,9 +108,10 @@ def char_losses(params, cfg, ids: np.ndarray, n_context: int = 1, deadline: floa
     time.perf_counter() passes ``deadline`` first."""
     out = np.empty(max(len(ids) - n_context, 0), dtype=np.float64)
     state = None
-    layout = scoring_streams(cfg.vocab_size, EVAL_STREAMS)
+    width = call_width(cfg)
+    layout = scoring_streams(width, EVAL_STREAMS)
     streams = max(1, min(layout, len(out)))
-    for x, y, targets in data.eval_chunks(ids, n_context, layout, EVAL_WARMUP, chunk_steps(cfg.vocab_size, streams)):
+    for x, y, targets in data.eval_chunks(ids, n_context, layout, EVAL_WARMUP, chunk_steps(width, streams)):
         if deadline is not None and time.perf_counter() > deadline:
             return None
         if state is None:
@@ -140,11 +148,12 @@ def cold_start(
     x = ids[n_context - 1 + starts[:, None] + offsets]  # (W,C): inputs
     y = ids[n_context + starts[:, None] + offsets]  # (W,C): the window's characters
     cold = np.empty((windows, COLD_CHARS))
-    group = scoring_streams(cfg.vocab_size, windows)
+    width = call_width(cfg)
+    group = scoring_streams(width, windows)
     for w in range(0, windows, group):
         rows = slice(w, w + group)
         state = model.init_hidden(cfg, len(cold[rows]), params["Why"].dtype)
-        step = chunk_steps(cfg.vocab_size, len(cold[rows]))
+        step = chunk_steps(width, len(cold[rows]))
         for t in range(0, COLD_CHARS, step):
             cols = slice(t, t + step)
             cold[rows, cols], state = model.sequence_nll(params, cfg, x[rows, cols], y[rows, cols], state)

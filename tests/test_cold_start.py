@@ -71,12 +71,33 @@ def test_char_losses_add_up_to_evaluate():
     assert np.all(losses > 0)
 
 
-def test_scoring_calls_are_sized_by_the_vocabulary():
+def test_scoring_calls_are_sized_by_the_vocabulary_and_the_model():
     assert evaluation.chunk_steps(65, 64) == evaluation.EVAL_CHUNK
     huge = evaluation.chunk_steps(1_114_112, 64)
     assert huge == 1  # one step of (V, 64) float32 logits is 285 MB: never more than one step
     mid = evaluation.chunk_steps(70_000, 64)
-    assert mid * 70_000 * 64 * 4 <= evaluation.LOGITS_BYTES or mid == 1
+    assert mid * 70_000 * 64 * 4 <= evaluation.CALL_BYTES or mid == 1
+    wide = ModelConfig(cell="lstm", vocab_size=65, hidden_size=384, n_layers=2)
+    assert evaluation.call_width(wide) == 4 * 384  # the gates, not the logits, are widest
+
+
+def test_cold_start_memory_is_bounded_for_a_wide_model():
+    # 300 windows of an LSTM 2x384 in one call made a (64, 1536, 300) float32 array of
+    # 118 MB for each layer's gates; NumPy reports its allocations to tracemalloc
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    cfg = ModelConfig(cell="lstm", vocab_size=65, hidden_size=384, n_layers=2)
+    params = model.init_params(cfg, rng)
+    ids = rng.integers(0, 65, 3000)
+    warm = evaluation.char_losses(params, cfg, ids, 1)
+    tracemalloc.start()
+    try:
+        evaluation.cold_start(params, cfg, ids, 1, warm)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 48 * 2**20, f"{peak / 2**20:.0f} MiB"
 
 
 def test_clip_by_value_clips_each_element_and_keeps_the_rest():

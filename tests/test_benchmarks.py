@@ -1,0 +1,46 @@
+"""The benchmarks' own arithmetic (their timings are printed, never asserted): what
+profile_step.py sections and what bench_sample.py counts as one stream's weight bytes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+
+import bench_sample  # noqa: E402
+import profile_step  # noqa: E402
+
+from charrnn import cells, model  # noqa: E402
+from charrnn.config import ModelConfig  # noqa: E402
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_weight_bytes_are_the_stepper_matrices(cell):
+    V, H, L = 5, 8, 2
+    cfg = ModelConfig(cell=cell, vocab_size=V, hidden_size=H, n_layers=L)
+    G = cfg.gates
+    params = model.init_params(cfg, np.random.default_rng(0))
+    out = bench_sample.weight_streaming(params, cfg, repeats=3)
+    # one matrix-vector product per layer for the recurrence and the input of each
+    # layer above the first (stacked or apart, the same floats), and the output layer
+    # with its bias; layer 0's input is a row of its table, not a product
+    floats = L * G * H + (L - 1) * G * H + V * (H + 1)
+    assert out["weight_bytes_per_char"] == 4 * floats
+    assert out["ceiling_chars_per_s"] > 0 and set(out["matvec_gb_per_s"]) == {"one_thread", "default_threads"}
+
+
+def test_profile_sections_add_up_and_leave_the_cells_as_they_were(capsys):
+    spec = cells.SPECS["lstm"]
+    profile_step.main(["--hidden", "8", "--layers", "2", "--batch", "16", "--seq-len", "4", "--steps", "2", "--json"])
+    assert cells.SPECS["lstm"] is spec
+    out = json.loads(capsys.readouterr().out)
+    s = out["shard_seconds"]
+    assert out["shard_streams"] == 8  # the first of two shards of 16
+    parts = s["recurrence forward"] + s["recurrence backward"] + s["everything else"]
+    assert parts == pytest.approx(s["step"], rel=0.5)  # medians of parts need not add exactly
+    assert set(out["batch_seconds"]) <= {"parallel", "one after the other"}
