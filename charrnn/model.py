@@ -301,9 +301,8 @@ def loss_and_grads(
     dlogits[pick] -= 1.0
     dlogits *= 1.0 / N
     grads = {}
-    (grads["Why"],) = _step_outer(dlogits, [caches[-1][2]])  # (H,V)
-    grads["by"] = dlogits.sum(axis=(0, 2))
-    dD = np.matmul(params["Why"], dlogits)  # (H,V)@(T,V,B) -> (T,H,B)
+    # dWhy, dby and dD_L-1 = Why dlogits in one pass over dlogits' blocks
+    (grads["Why"],), grads["by"], dD = _step_outer(dlogits, [caches[-1][2]], params["Why"])
     del dlogits, logp, logits
     for k in range(cfg.n_layers - 1, -1, -1):
         _check(stop)
@@ -315,51 +314,62 @@ def loss_and_grads(
         dZx, dR, extra = cfg.spec.backward(dD, cache, params[f"l{k}.Wh"])  # (T,G,B) each
         hs_prev = cache[0][:T]  # h_{t-1} of every step
         del cache, dD
-        grads[f"l{k}.b"] = dZx.sum(axis=(0, 2))
         for name, value in extra.items():
             grads[f"l{k}.{name}"] = value
         if k == 0:
             below = None if onehot is None else onehot.reshape(V, T, B).transpose(1, 0, 2)  # (T,V,B)
         else:
             below = caches[k - 1][2]  # the layer's input, (T,H,B)
-        grads[f"l{k}.Wh"], grads[f"l{k}.Wx"] = _weight_grads(dZx, dR, hs_prev, below)
+        Wx = params[f"l{k}.Wx"] if k > 0 else None  # the layer below needs dD = Wx dZx
+        grads[f"l{k}.Wh"], grads[f"l{k}.Wx"], grads[f"l{k}.b"], dD = _weight_grads(dZx, dR, hs_prev, below, Wx)
         if below is None:  # a vocabulary too large for the one-hot matrix
             grads["l0.Wx"] = _embedding_grad(X_ids.reshape(N), dZx, V)
-        if k > 0:
-            dD = np.matmul(params[f"l{k}.Wx"], dZx)  # noqa: F841 (read by the next iteration) (H,G)@(T,G,B) -> (T,H,B)
         del dZx, dR, hs_prev  # before the layer below allocates its own
     return loss, grads, new_state
 
 
-def _weight_grads(dZx, dR, hs_prev, below):
-    """(dWh, dWx) of one layer: dWh = Σ_t h_{t-1} dR_t^T and dWx = Σ_t below_t dZx_t^T,
-    dWx None without ``below`` (an embedding too large for the one-hot matrix). Where
-    dR is dZx (the cell adds its recurrent product, cells.CellSpec.adds_recurrent), both
-    come from one pass over dZx's blocks."""
-    if below is None:
-        return _step_outer(dR, [hs_prev])[0], None
+def _weight_grads(dZx, dR, hs_prev, below, Wx=None):
+    """(dWh, dWx, db, dD) of one layer: dWh = Σ_t h_{t-1} dR_t^T, dWx = Σ_t below_t dZx_t^T
+    (None without ``below``: an embedding too large for the one-hot matrix), db = Σ_t
+    dZx_t over steps and streams, and given Wx the input gradient dD_t = Wx dZx_t
+    (T,H,B) for the layer below (else None). Everything that reads dZx comes from one
+    pass over its blocks; where dR is dZx (the cell adds its recurrent product,
+    cells.CellSpec.adds_recurrent) dWh comes from the same pass."""
+    Zs = [] if below is None else [below]
     if dR is dZx:
-        dWh, dWx = _step_outer(dZx, [hs_prev, below])
-        return dWh, dWx
-    return _step_outer(dR, [hs_prev])[0], _step_outer(dZx, [below])[0]
+        (dWh, *dWx), db, dD = _step_outer(dZx, [hs_prev, *Zs], Wx)
+    else:
+        dWx, db, dD = _step_outer(dZx, Zs, Wx)
+        (dWh,), _, _ = _step_outer(dR, [hs_prev])
+    return dWh, (dWx[0] if dWx else None), db, dD
 
 
 STEP_BLOCK = 16  # steps per block in _step_outer: (G, 16*B) copies stay small and in cache
 
 
-def _step_outer(A: np.ndarray, Zs: list[np.ndarray]) -> list[np.ndarray]:
-    """For A (T,P,B) and each Z (T,Q,B): sum over steps and streams of Z[t] A[t]^T, (Q,P).
+def _step_outer(A: np.ndarray, Zs: list[np.ndarray], W: np.ndarray | None = None):
+    """For A (T,P,B): ([Σ_t Z[t] A[t]^T (Q,P) for each Z (T,Q,B) in Zs], Σ_t A[t] summed
+    over streams (P,), and given W (R,P) the products W A[t] for every step (T,R,B),
+    else None).
 
-    These are the weight gradients (e.g. dWh = Σ_t h_{t-1} dA_t^T). Each is a GEMM
-    with the steps as columns, which needs the (T,F,B) arrays as (F, T*B) rows: they
-    are copied block by block (STEP_BLOCK steps at a time) rather than whole, so the
-    copy of A never doubles the largest array of the step, and each block is still in
-    cache for its GEMMs.
+    These are a layer's weight gradients (e.g. dWh = Σ_t h_{t-1} dA_t^T), its bias
+    gradient and the gradient sent to the layer below. Each is a GEMM with the steps as
+    columns, which needs the (T,F,B) arrays as (F, T*B) rows: they are copied block by
+    block (STEP_BLOCK steps at a time) rather than whole, so the copy of A never doubles
+    the largest array of the step, and each block of A is still in cache for all of its
+    uses. W A[t] as one (R,P) x (P, STEP_BLOCK*B) GEMM per block instead of T thin
+    (R,P) x (P,B) ones runs at the large-GEMM rate.
     """
-    T = A.shape[0]
+    T, P, B = A.shape
     sums: list[np.ndarray] = []
+    total = np.zeros(P, dtype=A.dtype)
+    down = None if W is None else np.empty((T, W.shape[0], B), dtype=A.dtype)
     for t0 in range(0, T, STEP_BLOCK):
         Ab = cells.rows(A[t0 : t0 + STEP_BLOCK])  # (P,n)
+        total += Ab.sum(axis=1)
+        if down is not None:
+            n = Ab.shape[1] // B
+            down[t0 : t0 + n] = (W @ Ab).reshape(W.shape[0], n, B).transpose(1, 0, 2)  # (R,P)@(P,n)
         for j, Z in enumerate(Zs):
             part = Ab @ cells.rows(Z[t0 : t0 + STEP_BLOCK]).T  # (P,n)@(n,Q) -> (P,Q)
             if t0 == 0:
@@ -367,7 +377,7 @@ def _step_outer(A: np.ndarray, Zs: list[np.ndarray]) -> list[np.ndarray]:
             else:
                 sums[j] += part
     # (P,n)@(n,Q) then one transpose: OpenBLAS ran it faster than (Q,n)@(n,P)
-    return [np.ascontiguousarray(s.T) for s in sums]
+    return [np.ascontiguousarray(s.T) for s in sums], total, down
 
 
 def _embedding_grad(ids: np.ndarray, dZ: np.ndarray, V: int) -> np.ndarray:

@@ -36,12 +36,19 @@ def memoryless_rate() -> float:
     return (math.log(len(LETTERS) * len(GAPS)) + math.log(len(LETTERS))) / (3 + np.mean(GAPS))
 
 
-@pytest.mark.parametrize("cell,steps", [("lstm", 1200), ("gru", 1200), ("rnn", 1500)])
-def test_learns_to_the_entropy(tmp_path, cell, steps):
+# Each setting learns the task on every one of seeds 0-5 (the tanh RNN's on 0-11) with
+# the loss within 0.5% of the entropy-to-memoryless gap. The RNN's earlier setting
+# (H 32, lr 3e-2, 1,500 steps) learned on only some seeds, either all of the memory or
+# a quarter short of it, so that a change of the bias gradient's rounding (1e-7)
+# turned a pass into a failure: a test of luck, not of learning.
+@pytest.mark.parametrize(
+    "cell,steps,lr,hidden", [("lstm", 1200, 3e-2, 32), ("gru", 1200, 3e-2, 32), ("rnn", 2000, 1e-2, 64)]
+)
+def test_learns_to_the_entropy(tmp_path, cell, steps, lr, hidden):
     text = copy_corpus(6000, seed=1)
-    tc = TrainConfig(seq_len=32, batch_size=16, lr=3e-2, max_steps=steps, time_limit=0, eval_every=10**6, rng_seed=0)
+    tc = TrainConfig(seq_len=32, batch_size=16, lr=lr, max_steps=steps, time_limit=0, eval_every=10**6, rng_seed=0)
     run = training.prepare(
-        _write(tmp_path, text), dict(cell=cell, hidden_size=32, n_layers=1, dropout=0.0), tc, str(tmp_path / "ck")
+        _write(tmp_path, text), dict(cell=cell, hidden_size=hidden, n_layers=1, dropout=0.0), tc, str(tmp_path / "ck")
     )
     st = training.new_state(run)
     streams = data.Streams(run.train_ids, tc.batch_size, tc.seq_len)

@@ -105,8 +105,12 @@ def test_step_outer_is_the_sum_of_outer_products():
     rng = np.random.default_rng(1)
     T = model.STEP_BLOCK * 2 + 3  # a last block shorter than the others
     A, Z = rng.normal(size=(T, 5, 4)), rng.normal(size=(T, 3, 4))
-    (got,) = model._step_outer(A, [Z])
+    W = rng.normal(size=(2, 5))
+    (got,), total, down = model._step_outer(A, [Z], W)
     np.testing.assert_allclose(got, np.einsum("tqb,tpb->qp", Z, A), rtol=1e-12)
+    np.testing.assert_allclose(total, A.sum(axis=(0, 2)), rtol=1e-12)
+    np.testing.assert_allclose(down, np.einsum("rp,tpb->trb", W, A), rtol=1e-12)
+    assert model._step_outer(A, [Z])[2] is None
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
