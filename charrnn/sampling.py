@@ -73,8 +73,8 @@ def keep_mask(logits: np.ndarray, top_k: int, top_p: float) -> np.ndarray | None
     Top-p keeps the smallest set of most likely characters whose probability (after
     top-k, renormalised) reaches ``top_p``: every character at least as likely as the
     least likely one of that set (a tie at the edge keeps both). ``_keep_row`` is the
-    same computation on one row, operation for operation, so one stream draws what it
-    would draw as one of many."""
+    same arithmetic on one row (the same sums and the same threshold), so one stream
+    draws what it would draw as one of many."""
     K, V = logits.shape
     keep = None
     if 0 < top_k < V:
