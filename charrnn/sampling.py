@@ -131,7 +131,6 @@ class _Picker:
 
     def __init__(self, rngs: list[np.random.Generator], V: int, top_k: int, top_p: float, greedy: bool):
         self.rngs, self.V, self.top_k, self.top_p, self.greedy = rngs, V, top_k, top_p, greedy
-        self.filtered = 0 < top_k < V or top_p < 1
         self.noise, self.i = None, self.BLOCK
 
     def _next_noise(self) -> np.ndarray:
@@ -159,8 +158,6 @@ class _Picker:
             return int(row.argmax())
         z = row + self._next_noise()[0]
         best = int(z.argmax())
-        if not self.filtered:
-            return best
         keep, p, least = _keep_row(row, self.top_k, self.top_p)
         if (keep is None or keep[best]) and (p is None or p[best] >= least):
             return best
@@ -229,17 +226,24 @@ def feed(params, cfg: ModelConfig, ids: np.ndarray):
     return logits[-1], state
 
 
+def _start(params, cfg, vocab, seed, temperature, top_k, top_p, greedy, rngs):
+    """What both sampling loops start from, for K = len(rngs) streams that all read the
+    seed: logits (K,V) after it (temperature applied), the stepper and the picker."""
+    K = len(rngs)
+    last, state = feed(params, cfg, vocab.encode(seed))
+    last = np.repeat(last / np.float32(temperature), K, axis=0)
+    state = [tuple(np.repeat(s, K, axis=0) for s in layer) for layer in state]
+    stepper = Stepper(params, cfg, state, logit_scale=1.0 / temperature)
+    return last, stepper, _Picker(rngs, vocab.size, top_k, top_p, greedy)
+
+
 def _steps(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, rngs, stop):
     """Per step, the next character of each of the K = len(rngs) streams ("" for one that
     has already produced ``stop``), for at most ``n`` steps."""
     if n == 0:
         return
     K = len(rngs)
-    last, state = feed(params, cfg, vocab.encode(seed))
-    last = np.repeat(last / np.float32(temperature), K, axis=0)  # (K,V): every stream read the same seed
-    state = [tuple(np.repeat(s, K, axis=0) for s in layer) for layer in state]
-    stepper = Stepper(params, cfg, state, logit_scale=1.0 / temperature)
-    pick = _Picker(rngs, vocab.size, top_k, top_p, greedy)
+    last, stepper, pick = _start(params, cfg, vocab, seed, temperature, top_k, top_p, greedy, rngs)
     chars = vocab.chars
     tails = [""] * K  # the end of each stream, long enough to match `stop`
     alive = [True] * K
@@ -265,10 +269,8 @@ def _one_stream(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, 
     per-step lists that K streams need."""
     if n == 0:
         return
-    last, state = feed(params, cfg, vocab.encode(seed))
-    row = (last / np.float32(temperature))[0]  # (V,)
-    stepper = Stepper(params, cfg, state, logit_scale=1.0 / temperature)
-    pick = _Picker(rngs, vocab.size, top_k, top_p, greedy)
+    last, stepper, pick = _start(params, cfg, vocab, seed, temperature, top_k, top_p, greedy, rngs)
+    row = last[0]  # (V,)
     chars = vocab.chars
     tail = ""
     ids = np.zeros(1, dtype=np.int64)
