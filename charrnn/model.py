@@ -302,12 +302,12 @@ def loss_and_grads(
     dlogits *= 1.0 / N
     grads = {}
     # dWhy, dby and dD_L-1 = Why dlogits in one pass over dlogits' blocks
-    (grads["Why"],), grads["by"], dD = _step_outer(dlogits, [caches[-1][2]], params["Why"])
+    (grads["Why"],), grads["by"], dD = _step_outer(dlogits, [caches[-1][2]], params["Why"], _spent(caches[-1]))
     del dlogits, logp, logits
     for k in range(cfg.n_layers - 1, -1, -1):
         _check(stop)
         cache, mask, _ = caches[k]
-        caches[k] = (None, None, caches[k][2])  # free this layer's cache as soon as it is used
+        caches[k] = None  # free this layer's cache as soon as it is used (its D went up already)
         if mask is not None:
             dD *= mask  # backprop through dropout
             dD *= 1.0 / (1.0 - dropout)
@@ -316,30 +316,40 @@ def loss_and_grads(
         del cache, dD
         for name, value in extra.items():
             grads[f"l{k}.{name}"] = value
+        spent = None
         if k == 0:
             below = None if onehot is None else onehot.reshape(V, T, B).transpose(1, 0, 2)  # (T,V,B)
         else:
-            below = caches[k - 1][2]  # the layer's input, (T,H,B)
+            below, spent = caches[k - 1][2], _spent(caches[k - 1])  # the layer's input, (T,H,B)
         Wx = params[f"l{k}.Wx"] if k > 0 else None  # the layer below needs dD = Wx dZx
-        grads[f"l{k}.Wh"], grads[f"l{k}.Wx"], grads[f"l{k}.b"], dD = _weight_grads(dZx, dR, hs_prev, below, Wx)
+        grads[f"l{k}.Wh"], grads[f"l{k}.Wx"], grads[f"l{k}.b"], dD = _weight_grads(dZx, dR, hs_prev, below, Wx, spent)
         if below is None:  # a vocabulary too large for the one-hot matrix
             grads["l0.Wx"] = _embedding_grad(X_ids.reshape(N), dZx, V)
         del dZx, dR, hs_prev  # before the layer below allocates its own
     return loss, grads, new_state
 
 
-def _weight_grads(dZx, dR, hs_prev, below, Wx=None):
+def _spent(layer_cache) -> np.ndarray | None:
+    """A layer's dropout output D once the backward pass has read it for the last time:
+    the gradient sent down may be written over it (_step_outer's ``out``). None without
+    dropout, where D is a view of the states the layer's own backward still needs."""
+    _, mask, D = layer_cache
+    return None if mask is None else D
+
+
+def _weight_grads(dZx, dR, hs_prev, below, Wx=None, out=None):
     """(dWh, dWx, db, dD) of one layer: dWh = Σ_t h_{t-1} dR_t^T, dWx = Σ_t below_t dZx_t^T
     (None without ``below``: an embedding too large for the one-hot matrix), db = Σ_t
     dZx_t over steps and streams, and given Wx the input gradient dD_t = Wx dZx_t
-    (T,H,B) for the layer below (else None). Everything that reads dZx comes from one
-    pass over its blocks; where dR is dZx (the cell adds its recurrent product,
-    cells.CellSpec.adds_recurrent) dWh comes from the same pass."""
+    (T,H,B) for the layer below (else None), written into ``out`` if given (which may be
+    ``below``). Everything that reads dZx comes from one pass over its blocks; where dR
+    is dZx (the cell adds its recurrent product, cells.CellSpec.adds_recurrent) dWh
+    comes from the same pass."""
     Zs = [] if below is None else [below]
     if dR is dZx:
-        (dWh, *dWx), db, dD = _step_outer(dZx, [hs_prev, *Zs], Wx)
+        (dWh, *dWx), db, dD = _step_outer(dZx, [hs_prev, *Zs], Wx, out)
     else:
-        dWx, db, dD = _step_outer(dZx, Zs, Wx)
+        dWx, db, dD = _step_outer(dZx, Zs, Wx, out)
         (dWh,), _, _ = _step_outer(dR, [hs_prev])
     return dWh, (dWx[0] if dWx else None), db, dD
 
@@ -347,10 +357,13 @@ def _weight_grads(dZx, dR, hs_prev, below, Wx=None):
 STEP_BLOCK = 16  # steps per block in _step_outer: (G, 16*B) copies stay small and in cache
 
 
-def _step_outer(A: np.ndarray, Zs: list[np.ndarray], W: np.ndarray | None = None):
+def _step_outer(A: np.ndarray, Zs: list[np.ndarray], W: np.ndarray | None = None, out: np.ndarray | None = None):
     """For A (T,P,B): ([Σ_t Z[t] A[t]^T (Q,P) for each Z (T,Q,B) in Zs], Σ_t A[t] summed
     over streams (P,), and given W (R,P) the products W A[t] for every step (T,R,B),
-    else None).
+    else None), written into ``out`` (T,R,B) when given. ``out`` may be one of Zs: each
+    block of the Zs is read before the same block of ``out`` is written, so a layer's
+    dropout output, which nothing needs after this, holds the gradient sent below
+    instead of a new (T,H,B) array beside it (two of them per shard at the peak).
 
     These are a layer's weight gradients (e.g. dWh = Σ_t h_{t-1} dA_t^T), its bias
     gradient and the gradient sent to the layer below. Each is a GEMM with the steps as
@@ -363,19 +376,19 @@ def _step_outer(A: np.ndarray, Zs: list[np.ndarray], W: np.ndarray | None = None
     T, P, B = A.shape
     sums: list[np.ndarray] = []
     total = np.zeros(P, dtype=A.dtype)
-    down = None if W is None else np.empty((T, W.shape[0], B), dtype=A.dtype)
+    down = None if W is None else out if out is not None else np.empty((T, W.shape[0], B), dtype=A.dtype)
     for t0 in range(0, T, STEP_BLOCK):
         Ab = cells.rows(A[t0 : t0 + STEP_BLOCK])  # (P,n)
         total += Ab.sum(axis=1)
-        if down is not None:
-            n = Ab.shape[1] // B
-            down[t0 : t0 + n] = (W @ Ab).reshape(W.shape[0], n, B).transpose(1, 0, 2)  # (R,P)@(P,n)
         for j, Z in enumerate(Zs):
             part = Ab @ cells.rows(Z[t0 : t0 + STEP_BLOCK]).T  # (P,n)@(n,Q) -> (P,Q)
             if t0 == 0:
                 sums.append(part)
             else:
                 sums[j] += part
+        if down is not None:  # after the Zs' block is read: ``out`` may be one of them
+            n = Ab.shape[1] // B
+            down[t0 : t0 + n] = (W @ Ab).reshape(W.shape[0], n, B).transpose(1, 0, 2)  # (R,P)@(P,n)
     # (P,n)@(n,Q) then one transpose: OpenBLAS ran it faster than (Q,n)@(n,P)
     return [np.ascontiguousarray(s.T) for s in sums], total, down
 

@@ -113,6 +113,18 @@ def test_step_outer_is_the_sum_of_outer_products():
     assert model._step_outer(A, [Z])[2] is None
 
 
+def test_step_outer_may_write_the_gradient_below_over_an_input_it_reads():
+    rng = np.random.default_rng(2)
+    T = model.STEP_BLOCK * 2 + 3
+    A, Z, W = rng.normal(size=(T, 5, 4)), rng.normal(size=(T, 3, 4)), rng.normal(size=(3, 5))
+    expected = model._step_outer(A, [Z], W)
+    out = Z.copy()
+    (got,), total, down = model._step_outer(A, [out], W, out)
+    assert down is out
+    np.testing.assert_array_equal(got, expected[0][0])
+    np.testing.assert_array_equal(down, expected[2])
+
+
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_large_vocabulary_path_matches_one_hot(cell, monkeypatch):
     """Above ONE_HOT_MAX_V the embedding is a column gather and its gradient a sorted
