@@ -260,6 +260,8 @@ def torch_train_quality(
     seed=0,
     inputs="embed-v",
     log=None,
+    beta2=0.999,
+    count_validation=False,
 ):
     """Train the reference model the way ``charrnn train`` trains, and validate it the
     way charrnn validates, so that the two best validation losses can be compared.
@@ -267,9 +269,10 @@ def torch_train_quality(
     - Data: the first (1 - val_frac) of the text, as ``batch`` contiguous streams read
       ``seq_len`` characters at a time, state carried (detached) and reset to zero at
       the start of each pass, as charrnn.data.Streams lays them out.
-    - Schedule: Adam, cosine decay from ``lr`` to ``lr * min_lr_frac`` over the run's
+    - Schedule: Adam (betas 0.9 and ``beta2``; PyTorch's default 0.999), cosine decay from ``lr`` to ``lr * min_lr_frac`` over the run's
       length: ``max_steps``, or ``time_limit`` seconds counted on training steps only
-      (validation pauses the clock), whichever ends first. Clipping at global norm ``clip``.
+      (validation pauses the clock; with ``count_validation`` it counts too, as
+      charrnn's --time-limit does), whichever ends first. Clipping at global norm ``clip``.
     - Validation: every character of the last val_frac, with charrnn's own layout
       (charrnn.data.eval_chunks: 64 streams, 128 characters of warm-up each, state
       carried), every ``eval_every`` steps and at the end; nats per character.
@@ -287,7 +290,7 @@ def torch_train_quality(
     streams = data.Streams(train_ids, batch, seq_len)
     columns = torch.from_numpy(np.ascontiguousarray(streams.data.T.astype(np.int64)))  # (L, B)
     model = _build_model(torch, vocab_size, cell, hidden, layers, dropout, inputs)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, beta2))
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def validate():
@@ -342,7 +345,10 @@ def torch_train_quality(
         elapsed += time.perf_counter() - t0
         done = (max_steps and step >= max_steps) or (time_limit and elapsed >= time_limit)
         if step % eval_every == 0 or done:
+            t1 = time.perf_counter()
             val = validate()
+            if count_validation:
+                elapsed += time.perf_counter() - t1
             best = val if best is None else min(best, val)
             record = {
                 "step": step,
@@ -366,6 +372,8 @@ def torch_train_quality(
         "dropout": dropout,
         "lr": lr,
         "min_lr_frac": min_lr_frac,
+        "beta2": beta2,
+        "count_validation": count_validation,
         "batch": batch,
         "seq_len": seq_len,
         "clip": clip,
@@ -416,6 +424,12 @@ def main(argv=None):
     q = p.add_argument_group("--mode quality")
     q.add_argument("--lr", type=float, default=3e-3)
     q.add_argument("--min-lr-frac", type=float, default=0.05)
+    q.add_argument("--beta2", type=float, default=0.999, help="Adam's beta2 (PyTorch's default; charrnn's is 0.98)")
+    q.add_argument(
+        "--count-validation",
+        action="store_true",
+        help="validation time counts in --time-limit, as in charrnn train (default: it pauses the clock)",
+    )
     q.add_argument("--clip", type=float, default=5.0)
     q.add_argument("--val-frac", type=float, default=0.1)
     q.add_argument("--time-limit", type=float, default=600.0, help="seconds of training; 0: none")
@@ -452,6 +466,8 @@ def main(argv=None):
                 a.seed,
                 a.inputs,
                 log=lambda r: print(json.dumps(r), file=sys.stderr, flush=True),
+                beta2=a.beta2,
+                count_validation=a.count_validation,
             )
             print(json.dumps(dict(result, env=env)))
             return 0

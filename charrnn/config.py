@@ -99,6 +99,14 @@ class TrainConfig:
     batch_size: int = setting(64, "Parallel streams through the text (B).", low=1)
     optimizer: str = setting("adam", "Optimizer.", choices=OPTIMIZERS)
     lr: float = setting(3e-3, "Peak learning rate.", low=0, low_open=True)
+    adam_beta2: float = setting(
+        0.98,
+        "Adam's decay of its mean squared gradient (beta2): 0.98 forgets in about 50 steps, "
+        "PyTorch's 0.999 in about 1,000, a long memory for a run of a few thousand steps.",
+        low=0,
+        high=1,
+        high_open=True,
+    )
     lr_schedule: str = setting(
         "cosine", "cosine decays to lr * --min-lr-frac by the end of the run.", choices=SCHEDULES
     )
@@ -212,8 +220,14 @@ def _allowed(is_int: bool, m: dict) -> str:
     return f"in {left}{low:g}, {high:g}{right}"
 
 
+# Fields added after checkpoints were first written, and the value a checkpoint without
+# the field was trained with: its run resumes as it would have.
+ADDED_FIELDS = {"adam_beta2": 0.999}
+
+
 def _from_dict(cls, d: dict):
     names = {f.name for f in dataclasses.fields(cls)}
+    d = {**{k: v for k, v in ADDED_FIELDS.items() if k in names}, **d}
     unknown = sorted(set(d) - names)
     if unknown:
         raise ConfigError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")

@@ -9,7 +9,7 @@ continues bit for bit. Updates are in place: no new arrays per step.
     adagrad:  m += g²;            p -= lr * g / (sqrt(m) + eps)          (min-char-rnn)
     rmsprop:  m = a m + (1-a) g²; p -= lr * g / (sqrt(m) + eps)          (char-rnn, a=0.95)
     adam:     m = b1 m + (1-b1) g; v = b2 v + (1-b2) g²;
-              p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
+              p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)     (b1 = 0.9; b2 from the config)
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 EPS = 1e-8
 RMSPROP_ALPHA = 0.95
-ADAM_BETAS = (0.9, 0.999)
+ADAM_BETA1 = 0.9
 
 
 def global_norm(grads: dict[str, np.ndarray]) -> float:
@@ -59,9 +59,12 @@ def init_state(name: str, params: dict[str, np.ndarray]) -> dict[str, np.ndarray
     return {f"{slot}.{k}": np.zeros_like(p) for slot in SLOTS[name] for k, p in params.items()}
 
 
-def update(name: str, params, grads, state, lr: float, t: int, lr_scales: dict | None = None) -> None:
+def update(
+    name: str, params, grads, state, lr: float, t: int, lr_scales: dict | None = None, *, beta2: float
+) -> None:
     """Apply one update in place. ``t`` is the 1-based step number (Adam's bias correction).
-    ``lr_scales`` multiplies the learning rate of the parameters it names (not for sgd)."""
+    ``lr_scales`` multiplies the learning rate of the parameters it names (not for sgd);
+    ``beta2`` is Adam's (TrainConfig.adam_beta2)."""
     base = lr
     for k, p in params.items():
         g = grads[k]
@@ -71,7 +74,7 @@ def update(name: str, params, grads, state, lr: float, t: int, lr_scales: dict |
             continue
         m = state[f"m.{k}"]
         if name == "adam":
-            b1, b2 = ADAM_BETAS
+            b1, b2 = ADAM_BETA1, beta2
             v = state[f"v.{k}"]
             m *= b1
             m += (1 - b1) * g

@@ -385,3 +385,12 @@ def test_prune_keeps_the_newest_and_deletes_after_the_new_one_exists(tmp_path, m
     (tmp_path / "step-notmine.npz").write_bytes(b"x")
     checkpoint.prune_steps(str(tmp_path), 2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000005.npz", "step-00000040.npz", "step-notmine.npz"]
+
+
+def test_a_checkpoint_from_before_adam_beta2_resumes_with_the_beta2_it_was_trained_with(saved, tmp_path):
+    """Checkpoints written before --adam-beta2 existed were trained with 0.999, whatever
+    the default is now: a resumed run must keep it to continue as it would have."""
+    path = tmp_path / "old.npz"
+    write_zip(path, with_meta(saved, lambda meta: meta["train"].pop("adam_beta2")))
+    assert checkpoint.load(str(path)).train_cfg.adam_beta2 == 0.999
+    assert checkpoint.load(str(saved)).train_cfg.adam_beta2 == TrainConfig().adam_beta2

@@ -90,7 +90,9 @@ def render(f: dict) -> str:
         ("vocabulary", f"{f['vocab_size']} characters: {shown!r}"),
         (
             "training",
-            f"{t['optimizer']} lr {t['lr']:g} ({schedule}), seq-len {t['seq_len']}, "
+            f"{t['optimizer']} lr {t['lr']:g} ({schedule})"
+            + (f", beta2 {t['adam_beta2']:g}" if t["optimizer"] == "adam" else "")
+            + f", seq-len {t['seq_len']}, "
             f"batch {t['batch_size']}, clip {t['clip']:g}, val-frac {t['val_frac']:g}, "
             f"seed {t['rng_seed']}" + (f"; {limits}" if limits else ""),
         ),
