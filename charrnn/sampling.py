@@ -153,11 +153,15 @@ class _Picker:
         """The same draw for one stream, row (V,): in fewer and cheaper calls, because
         one stream pays for every call on every character. The unfiltered winner is the
         filtered one whenever the filters keep it (most draws), so the mask over the
-        whole row is only formed when they do not."""
+        whole row is only formed when they do not; and the filters always keep the most
+        likely character, the draw of a trained model about half the time, so for it
+        they are not computed at all."""
         if self.greedy:
             return int(row.argmax())
         z = row + self._next_noise()[0]
         best = int(z.argmax())
+        if best == int(row.argmax()):
+            return best
         keep, p, least = _keep_row(row, self.top_k, self.top_p)
         if (keep is None or keep[best]) and (p is None or p[best] >= least):
             return best
