@@ -269,10 +269,11 @@ def torch_train_quality(
     - Data: the first (1 - val_frac) of the text, as ``batch`` contiguous streams read
       ``seq_len`` characters at a time, state carried (detached) and reset to zero at
       the start of each pass, as charrnn.data.Streams lays them out.
-    - Schedule: Adam (betas 0.9 and ``beta2``; PyTorch's default 0.999), cosine decay from ``lr`` to ``lr * min_lr_frac`` over the run's
-      length: ``max_steps``, or ``time_limit`` seconds counted on training steps only
-      (validation pauses the clock; with ``count_validation`` it counts too, as
-      charrnn's --time-limit does), whichever ends first. Clipping at global norm ``clip``.
+    - Schedule: Adam (betas 0.9 and ``beta2``, PyTorch's default 0.999), cosine decay
+      from ``lr`` to ``lr * min_lr_frac`` over the run's length: ``max_steps``, or
+      ``time_limit`` seconds counted on training steps only (validation pauses the
+      clock; with ``count_validation`` it counts too, as charrnn's --time-limit does),
+      whichever ends first. Clipping at global norm ``clip``.
     - Validation: every character of the last val_frac, with charrnn's own layout
       (charrnn.data.eval_chunks: 64 streams, 128 characters of warm-up each, state
       carried), every ``eval_every`` steps and at the end; nats per character.

@@ -59,9 +59,7 @@ def init_state(name: str, params: dict[str, np.ndarray]) -> dict[str, np.ndarray
     return {f"{slot}.{k}": np.zeros_like(p) for slot in SLOTS[name] for k, p in params.items()}
 
 
-def update(
-    name: str, params, grads, state, lr: float, t: int, lr_scales: dict | None = None, *, beta2: float
-) -> None:
+def update(name: str, params, grads, state, lr: float, t: int, lr_scales: dict | None = None, *, beta2: float) -> None:
     """Apply one update in place. ``t`` is the 1-based step number (Adam's bias correction).
     ``lr_scales`` multiplies the learning rate of the parameters it names (not for sgd);
     ``beta2`` is Adam's (TrainConfig.adam_beta2)."""
