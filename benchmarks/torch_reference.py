@@ -425,7 +425,7 @@ def main(argv=None):
     q = p.add_argument_group("--mode quality")
     q.add_argument("--lr", type=float, default=3e-3)
     q.add_argument("--min-lr-frac", type=float, default=0.05)
-    q.add_argument("--beta2", type=float, default=0.999, help="Adam's beta2 (PyTorch's default; charrnn's is 0.98)")
+    q.add_argument("--beta2", type=float, default=0.999, help="Adam's beta2 (PyTorch's default, and charrnn's)")
     q.add_argument(
         "--count-validation",
         action="store_true",

@@ -100,9 +100,9 @@ class TrainConfig:
     optimizer: str = setting("adam", "Optimizer.", choices=OPTIMIZERS)
     lr: float = setting(3e-3, "Peak learning rate.", low=0, low_open=True)
     adam_beta2: float = setting(
-        0.98,
-        "Adam's decay of its mean squared gradient (beta2): 0.98 forgets in about 50 steps, "
-        "PyTorch's 0.999 in about 1,000, a long memory for a run of a few thousand steps.",
+        0.999,
+        "Adam's decay of its mean squared gradient (beta2; PyTorch's default): 0.999 forgets in "
+        "about 1,000 steps, 0.98 in about 50.",
         low=0,
         high=1,
         high_open=True,
