@@ -154,7 +154,7 @@ class _Picker:
         one stream pays for every call on every character. The unfiltered winner is the
         filtered one whenever the filters keep it (most draws), so the mask over the
         whole row is only formed when they do not; and the filters always keep the most
-        likely character, the draw of a trained model about half the time, so for it
+        likely character, the draw of a trained model about 60% of the time, so for it
         they are not computed at all."""
         if self.greedy:
             return int(row.argmax())
