@@ -4,7 +4,7 @@ Times the real training step (forward, BPTT, clipping, Adam update) on a corpus 
 as B streams, exactly as `charrnn train` runs it, without validation or checkpoints.
 
     python benchmarks/bench_train.py --corpus ../shared/corpora/tinyshakespeare.txt \\
-        --cell lstm --hidden 256 --layers 2 --batch 64 --seq-len 64
+        --cell lstm --hidden 256 --layers 2 --batch 64 --seq-len 64 --engine numba
 
 FLOPs counted per character are those of the model's matrix products (2mnk each),
 forward and backward: per layer 6HG for the recurrence (h Wh, dh Wh^T, dWh), 6HG for
@@ -30,16 +30,19 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from gemm_rate import gemm_gflops
 
-from charrnn import data, model, training
+from charrnn import data, engines, model, training
 from charrnn.config import ModelConfig, TrainConfig
 
 DEFAULT_CORPUS = os.path.join(os.path.dirname(__file__), "..", "corpora", "tales.txt")
 
 
-def make_run(ids, vocab, cell, hidden, layers, batch, seq_len, dropout) -> training.Run:
+def make_run(ids, vocab, cell, hidden, layers, batch, seq_len, dropout, engine=None) -> training.Run:
     cfg = ModelConfig(cell=cell, vocab_size=vocab.size, hidden_size=hidden, n_layers=layers, dropout=dropout)
     tc = TrainConfig(seq_len=seq_len, batch_size=batch, lr=2e-3, clip=5.0, time_limit=0, lr_schedule="constant")
-    return training.Run(cfg, tc, vocab, ids, ids[-1000:], "/nonexistent")
+    run = training.Run(cfg, tc, vocab, ids, ids[-1000:], "/nonexistent")
+    if engine is not None:
+        run.engine = engine
+    return run
 
 
 def train_throughput(run: training.Run, steps: int, warmup: int = 3) -> dict:
@@ -67,10 +70,13 @@ def main(argv=None):
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--engine", choices=engines.NAMES, default=None, help="default: $CHARRNN_ENGINE, else auto")
     a = p.parse_args(argv)
+    engine = engines.get(a.engine)
+    engines.warm_up(engine, a.cell)
     loaded = data.load_corpus(a.corpus)
     ids, vocab = loaded.ids, loaded.vocab
-    run = make_run(ids, vocab, a.cell, a.hidden, a.layers, a.batch, a.seq_len, a.dropout)
+    run = make_run(ids, vocab, a.cell, a.hidden, a.layers, a.batch, a.seq_len, a.dropout, engine)
     rates = [train_throughput(run, a.steps)["chars_per_s"] for _ in range(a.repeats)]
     cps = statistics.median(rates)
     fpc = model.flops_per_char(run.model_cfg)
@@ -83,6 +89,7 @@ def main(argv=None):
         json.dumps(
             {
                 "impl": "charrnn",
+                "engine": engine.name,
                 "cell": a.cell,
                 "hidden": a.hidden,
                 "layers": a.layers,

@@ -1,12 +1,12 @@
 """charrnn against PyTorch's CPU recurrent layers: training chars/s, same shapes, one run.
 
-For each model, runs charrnn's and PyTorch's training benchmark in turn, each in a fresh
-process (so neither inherits the other's thread pools or spinning OpenMP threads), and
-repeats the pair at least 3 times; prints the medians and their ratio. PyTorch is
+For each model, runs charrnn's training benchmark on each engine and PyTorch's in turn,
+each in a fresh process (so none inherits another's thread pools or spinning OpenMP
+threads), and repeats the round at least 3 times; prints the medians and their ratio. PyTorch is
 optional: without it, the script says so and reports charrnn's figures alone.
 
     python benchmarks/compare.py --corpus ../shared/corpora/tinyshakespeare.txt
-    python benchmarks/compare.py --models lstm:2:256 --repeats 5 --steps 30
+    python benchmarks/compare.py --models lstm:2:256 --repeats 5 --steps 30 --engines numba
     python benchmarks/compare.py --inputs embed-h     # the labelled variant with an extra input product
 
 The first lines say where and against what the figures were measured: the CPU and
@@ -25,6 +25,10 @@ import os
 import statistics
 import subprocess
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from charrnn import engines
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODELS = ("lstm:2:256", "gru:1:256", "rnn:1:512")  # the issue's reference models
@@ -74,7 +78,15 @@ def machine() -> dict:
 
 
 def compare(
-    corpus: str, model: str, batch: int, seq_len: int, steps: int, repeats: int, threads: int, inputs: str = "embed-v"
+    corpus: str,
+    model: str,
+    batch: int,
+    seq_len: int,
+    steps: int,
+    repeats: int,
+    threads: int,
+    inputs: str = "embed-v",
+    engine_names: tuple = ("numpy",),
 ) -> dict:
     cell, layers, hidden = model.split(":")
     shape = [
@@ -93,13 +105,15 @@ def compare(
         "--steps",
         str(steps),
     ]
-    ours, theirs, torch_note, last = [], [], None, None
-    for _ in range(repeats):
-        code, out, err = _run("bench_train.py", shape + ["--repeats", "1"])
-        if out is None:
-            raise SystemExit(f"bench_train.py failed:\n{err}")
-        ours.append(out["chars_per_s"])
-        last = out
+    ours: dict[str, list[float]] = {name: [] for name in engine_names}
+    theirs, torch_note, last = [], None, None
+    for _ in range(repeats):  # one round: each engine, then PyTorch, each in a fresh process
+        for name in engine_names:
+            code, out, err = _run("bench_train.py", shape + ["--repeats", "1", "--engine", name])
+            if out is None:
+                raise SystemExit(f"bench_train.py --engine {name} failed:\n{err}")
+            ours[name].append(out["chars_per_s"])
+            last = out
         if torch_note is None:
             torch_args = shape + ["--threads", str(threads), "--repeats", "1", "--inputs", inputs]
             code, out, err = _run("torch_reference.py", torch_args)
@@ -117,14 +131,20 @@ def compare(
         "seq_len": seq_len,
         "steps": steps,
         "repeats": repeats,
-        "charrnn_chars_per_s": round(statistics.median(ours), 1),
-        "charrnn_runs": [round(r) for r in ours],
-        "charrnn_gflops": round(statistics.median(ours) * last["mflop_per_char"] / 1e3, 2),
         "gemm_gflops_step_shape": last["gemm_gflops_step_shape"],
         "gemm_gflops_step_shape_batch_major": last["gemm_gflops_step_shape_batch_major"],
         "gemm_gflops_all_steps_shape": last["gemm_gflops_all_steps_shape"],
+        "engines": {},
     }
-    result["fraction_of_step_gemm"] = round(result["charrnn_gflops"] / result["gemm_gflops_step_shape"], 3)
+    for name, runs in ours.items():
+        median = statistics.median(runs)
+        gflops = median * last["mflop_per_char"] / 1e3
+        result["engines"][name] = {
+            "chars_per_s": round(median, 1),
+            "runs": [round(r) for r in runs],
+            "gflops": round(gflops, 2),
+            "fraction_of_step_gemm": round(gflops / result["gemm_gflops_step_shape"], 3),
+        }
     if theirs:
         result.update(
             {
@@ -133,9 +153,10 @@ def compare(
                 "torch_threads": threads,
                 "torch_chars_per_s": round(statistics.median(theirs), 1),
                 "torch_runs": [round(r) for r in theirs],
-                "ratio": round(statistics.median(ours) / statistics.median(theirs), 3),
             }
         )
+        for e in result["engines"].values():
+            e["ratio"] = round(e["chars_per_s"] / result["torch_chars_per_s"], 3)
     else:
         result["note"] = torch_note
     return result
@@ -151,6 +172,9 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2, help="PyTorch intra-op threads")
     p.add_argument(
+        "--engines", nargs="+", choices=("numpy", "numba"), default=None, help="default: every engine that loads here"
+    )
+    p.add_argument(
         "--inputs",
         choices=("embed-v", "onehot", "embed-h"),
         default="embed-v",
@@ -159,6 +183,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     if a.repeats < 3:
         p.error("--repeats must be at least 3: one run on a shared machine proves nothing")
+    engine_names = tuple(a.engines or (["numpy"] + (["numba"] if engines.numba_missing() is None else [])))
     where = machine()
     print(json.dumps({"machine": where}), flush=True)
     print(
@@ -169,21 +194,25 @@ def main(argv=None):
         flush=True,
     )
     for model in a.models:
-        r = compare(a.corpus, model, a.batch, a.seq_len, a.steps, a.repeats, a.threads, a.inputs)
+        r = compare(a.corpus, model, a.batch, a.seq_len, a.steps, a.repeats, a.threads, a.inputs, engine_names)
         print(json.dumps(r), flush=True)
-        summary = (
-            f"{model}: charrnn {r['charrnn_chars_per_s']:,.0f} chars/s, {r['charrnn_gflops']} GFLOP/s "
-            f"({r['fraction_of_step_gemm']:.0%} of the {r['gemm_gflops_step_shape']} GFLOP/s GEMM rate "
-            f"at one step's shape, feature-major; {r['gemm_gflops_step_shape_batch_major']} batch-major)"
-        )
-        if "ratio" in r:
-            summary += (
-                f"; torch {r['torch_chars_per_s']:,.0f} chars/s ({r['reference_model']}); ratio {r['ratio']:.2f}x; "
-                f"rounds charrnn {r['charrnn_runs']} torch {r['torch_runs']}"
+        lines = [f"{model} (GEMM at one step's shape: {r['gemm_gflops_step_shape']} GFLOP/s feature-major)"]
+        for name, e in r["engines"].items():
+            line = (
+                f"  charrnn {name:5s} {e['chars_per_s']:>9,.0f} chars/s, {e['gflops']} GFLOP/s "
+                f"({e['fraction_of_step_gemm']:.0%} of that rate); rounds {e['runs']}"
+            )
+            if "ratio" in e:
+                line += f"; {e['ratio']:.2f}x torch"
+            lines.append(line)
+        if "torch_chars_per_s" in r:
+            lines.append(
+                f"  torch         {r['torch_chars_per_s']:>9,.0f} chars/s ({r['reference_model']}); "
+                f"rounds {r['torch_runs']}"
             )
         else:
-            summary += f"; {r['note']}"
-        print(summary, file=sys.stderr, flush=True)
+            lines.append(f"  {r['note']}")
+        print("\n".join(lines), file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

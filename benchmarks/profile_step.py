@@ -1,11 +1,11 @@
 """Where a training step's time goes: one shard on one thread, in sections, and the two shards together.
 
-    python benchmarks/profile_step.py --cell lstm --hidden 256 --layers 2 --batch 64 --seq-len 64
+    python benchmarks/profile_step.py --cell lstm --hidden 256 --layers 2 --batch 64 --seq-len 64 --engine numba
 
 Sections of `model.loss_and_grads` for one shard (the batch's first shard, as
 `parallel.ShardRunner` cuts it), on a single-threaded BLAS, medians over --steps:
-the recurrences' forward and backward loops (`CellSpec.forward` / `.backward`: the
-per-step products and the elementwise work between them) and everything else (the
+the recurrences' forward and backward loops (the engine's `CellOps.forward` /
+`.backward`: the per-step products and the elementwise work between them) and everything else (the
 all-steps input products, weight gradients, output layer, softmax, copies). Beside
 them: the per-step products alone (the recurrent GEMM at one step's shape, times T,
 per layer and pass), and the whole batch through `ShardRunner`, shards in parallel
@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from charrnn import cells, model, parallel
+from charrnn import cells, engines, memory, model, parallel
 from charrnn.config import ModelConfig
 
 
@@ -42,31 +42,31 @@ def _timed(name, fn, totals):
     return run
 
 
-def shard_sections(cfg: ModelConfig, B: int, T: int, steps: int, seed: int = 0) -> dict:
+def shard_sections(cfg: ModelConfig, B: int, T: int, steps: int, engine, seed: int = 0) -> dict:
     """Median seconds per step of one shard of B streams: total and per section."""
     rng = np.random.default_rng(seed)
     params = model.init_params(cfg, rng)
     x, y = rng.integers(0, cfg.vocab_size, (2, B, T))
     state = model.init_hidden(cfg, B)
-    spec = cells.SPECS[cfg.cell]
+    ops = engine.cells[cfg.cell]
     totals: dict[str, float] = {}
     timed = dataclasses.replace(
-        spec,
-        forward=_timed("recurrence forward", spec.forward, totals),
-        backward=_timed("recurrence backward", spec.backward, totals),
+        ops,
+        forward=_timed("recurrence forward", ops.forward, totals),
+        backward=_timed("recurrence backward", ops.backward, totals),
     )
-    cells.SPECS[cfg.cell] = timed
+    engine.cells[cfg.cell] = timed
     rows = []
     try:
         with parallel.blas_threads(1):
-            model.loss_and_grads(params, cfg, x, y, state, cfg.dropout, rng)
+            model.loss_and_grads(params, cfg, x, y, state, cfg.dropout, rng, engine=engine)
             for _ in range(steps):
                 totals.clear()
                 t = time.perf_counter()
-                model.loss_and_grads(params, cfg, x, y, state, cfg.dropout, rng)
+                model.loss_and_grads(params, cfg, x, y, state, cfg.dropout, rng, engine=engine)
                 rows.append({"step": time.perf_counter() - t, **totals})
     finally:
-        cells.SPECS[cfg.cell] = spec
+        engine.cells[cfg.cell] = ops
     out = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
     out["everything else"] = statistics.median(
         r["step"] - r["recurrence forward"] - r["recurrence backward"] for r in rows
@@ -93,7 +93,7 @@ def recurrent_gemms(cfg: ModelConfig, B: int, T: int, repeats: int = 7) -> float
     return statistics.median(times) * cfg.n_layers
 
 
-def whole_batch(cfg: ModelConfig, B: int, T: int, rounds: int, seed: int = 0) -> dict:
+def whole_batch(cfg: ModelConfig, B: int, T: int, rounds: int, engine, seed: int = 0) -> dict:
     """Median seconds per step of the whole batch: shards in parallel and one after the
     other (on one core), alternating round by round."""
     rng = np.random.default_rng(seed)
@@ -109,7 +109,7 @@ def whole_batch(cfg: ModelConfig, B: int, T: int, rounds: int, seed: int = 0) ->
             ctx = contextlib.nullcontext() if runner.parallel else parallel.blas_threads(1)
             with ctx:
                 t = time.perf_counter()
-                runner.loss_and_grads(params, cfg, x, y, state, cfg.dropout, rng)
+                runner.loss_and_grads(params, cfg, x, y, state, cfg.dropout, rng, engine=engine)
                 times[mode].append(time.perf_counter() - t)
     runner.parallel = can_parallel
     runner.close()
@@ -130,16 +130,21 @@ def main(argv=None):
     p.add_argument("--seq-len", type=int, default=64)
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--steps", type=int, default=10, help="timed steps per measurement")
+    p.add_argument("--engine", choices=engines.NAMES, default=None, help="default: $CHARRNN_ENGINE, else auto")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
+    memory.keep_freed_memory()  # as training does: freed blocks are reused, not faulted in again
+    engine = engines.get(a.engine)
+    engines.warm_up(engine, a.cell)
     cfg = ModelConfig(cell=a.cell, vocab_size=a.vocab, hidden_size=a.hidden, n_layers=a.layers, dropout=a.dropout)
     lo, hi = parallel.shard_bounds(a.batch)[0]
     B, T = hi - lo, a.seq_len
-    sections = shard_sections(cfg, B, T, a.steps)
+    sections = shard_sections(cfg, B, T, a.steps, engine)
     gemm = recurrent_gemms(cfg, B, T)
-    batch = whole_batch(cfg, a.batch, T, a.steps)
+    batch = whole_batch(cfg, a.batch, T, a.steps, engine)
     out = {
         "model": f"{a.cell} {a.layers}x{a.hidden}",
+        "engine": engine.name,
         "shard_streams": B,
         "seq_len": T,
         "shard_seconds": sections,
@@ -150,7 +155,7 @@ def main(argv=None):
         print(json.dumps(out, indent=2))
         return
     step = sections["step"]
-    head = f"{out['model']}, one shard of {B} streams x {T} steps on one thread"
+    head = f"{out['model']} on the {engine.name} engine, one shard of {B} streams x {T} steps on one thread"
     print(f"{head}: {step * 1e3:.1f} ms a step ({B * T / step:,.0f} chars/s)")
     for name in ("recurrence forward", "recurrence backward", "everything else"):
         print(f"  {name:20s} {sections[name] * 1e3:7.1f} ms  {sections[name] / step:4.0%}")

@@ -130,9 +130,11 @@ def choose(
     val_frac: float = 0.1,
     batch_size: int = 64,
     seq_len: int = 64,
+    engine: str | None = None,
 ) -> Choice:
     """The model for a text of ``n_chars`` characters trained for ``budget`` seconds on a
-    machine of ``speed``. Pure: the same arguments give the same choice."""
+    machine of ``speed`` (measured on the engine named ``engine``, which the reason
+    names). Pure: the same arguments give the same choice."""
     from charrnn.model import n_params
 
     train_chars = n_chars - round(n_chars * val_frac)
@@ -151,16 +153,17 @@ def choose(
     train = {"eval_every": eval_every(steps, n_chars - train_chars, rate, budget), "lr": lr_for(H, epochs)}
     reason = (
         f"auto: lstm {LAYERS}x{H}, dropout {dropout:g} for {n_chars / 1e6:.2g} M chars and "
-        f"{format_duration(budget)} at ~{rate / 1e3:.0f}k chars/s ({epochs:.1f} epochs); "
+        f"{format_duration(budget)} at ~{rate / 1e3:.0f}k chars/s{f' on the {engine} engine' if engine else ''} "
+        f"({epochs:.1f} epochs); "
         f"pass --hidden-size to choose yourself"
     )
     return Choice(model, train, reason)
 
 
-def probe(vocab_size: int, train_cfg: TrainConfig, seed: int = 0) -> tuple[Speed, float]:
+def probe(vocab_size: int, train_cfg: TrainConfig, seed: int = 0, engine=None) -> tuple[Speed, float]:
     """Time training steps of two model sizes on random text of ``vocab_size``
-    characters (the run's batch and chunk sizes, optimizer and clipping); returns the
-    fitted Speed and the seconds the probe took."""
+    characters (the run's batch and chunk sizes, optimizer and clipping) on ``engine``
+    (None: the default); returns the fitted Speed and the seconds the probe took."""
     import numpy as np
 
     from charrnn import data, training
@@ -174,6 +177,8 @@ def probe(vocab_size: int, train_cfg: TrainConfig, seed: int = 0) -> tuple[Speed
     for H in PROBE_SIZES:
         cfg = candidate(H, vocab_size, dropout=0.2)
         run = training.Run(cfg, train_cfg, vocab, ids, ids[:100], checkpoint_dir="")
+        if engine is not None:
+            run.engine = engine
         st = training.new_state(run)
         streams = data.Streams(ids, B, T)
         training.train_step(run, st, streams)  # the first step pays for thread pools and caches

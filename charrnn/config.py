@@ -77,7 +77,7 @@ class ModelConfig:
 
     @property
     def spec(self) -> CellSpec:
-        """The cell's facts and functions (cells.SPECS)."""
+        """The cell's facts (cells.SPECS); engines/ implement its steps."""
         return SPECS[self.cell]
 
     @property

@@ -101,11 +101,12 @@ def chunk_steps(width: int, streams: int) -> int:
     return int(max(1, min(EVAL_CHUNK, CALL_BYTES // (4 * width * streams))))
 
 
-def char_losses(params, cfg, ids: np.ndarray, n_context: int = 1, deadline: float | None = None):
+def char_losses(params, cfg, ids: np.ndarray, n_context: int = 1, deadline: float | None = None, engine=None):
     """The loss (nats) of predicting each character of ids[n_context:] from all that
     precedes it, in EVAL_STREAMS streams with carried state and a warm-up
     (data.eval_chunks): out[i] is the loss of ids[n_context + i]. None if
-    time.perf_counter() passes ``deadline`` first."""
+    time.perf_counter() passes ``deadline`` first. ``engine`` runs the cells (None: the
+    default, engines.get())."""
     out = np.empty(max(len(ids) - n_context, 0), dtype=np.float64)
     state = None
     width = call_width(cfg)
@@ -116,21 +117,28 @@ def char_losses(params, cfg, ids: np.ndarray, n_context: int = 1, deadline: floa
             return None
         if state is None:
             state = model.init_hidden(cfg, x.shape[0], params["Why"].dtype)
-        nll, state = model.sequence_nll(params, cfg, x, y, state)
+        nll, state = model.sequence_nll(params, cfg, x, y, state, engine)
         scored = targets >= 0
         out[targets[scored] - n_context] = nll[scored]
     return out
 
 
-def evaluate(params, cfg, ids: np.ndarray, n_context: int = 1) -> tuple[float, int]:
+def evaluate(params, cfg, ids: np.ndarray, n_context: int = 1, engine=None) -> tuple[float, int]:
     """Summed loss (nats) of predicting every character of ids[n_context:] (char_losses)
     and how many characters that is."""
-    losses = char_losses(params, cfg, ids, n_context)
+    losses = char_losses(params, cfg, ids, n_context, engine=engine)
     return float(losses.sum()), len(losses)
 
 
 def cold_start(
-    params, cfg, ids: np.ndarray, n_context: int, warm: np.ndarray, windows: int = COLD_WINDOWS, seed: int = COLD_SEED
+    params,
+    cfg,
+    ids: np.ndarray,
+    n_context: int,
+    warm: np.ndarray,
+    windows: int = COLD_WINDOWS,
+    seed: int = COLD_SEED,
+    engine=None,
 ) -> dict | None:
     """How much worse the model predicts the first characters after a fresh state.
 
@@ -156,7 +164,7 @@ def cold_start(
         step = chunk_steps(width, len(cold[rows]))
         for t in range(0, COLD_CHARS, step):
             cols = slice(t, t + step)
-            cold[rows, cols], state = model.sequence_nll(params, cfg, x[rows, cols], y[rows, cols], state)
+            cold[rows, cols], state = model.sequence_nll(params, cfg, x[rows, cols], y[rows, cols], state, engine)
     hot = warm[starts[:, None] + offsets]
     return {
         f"{kind}_0_{n - 1}": float(losses[:, :n].mean())
@@ -169,7 +177,9 @@ def count_chars(path: str, encoding: str = "utf-8") -> int:
     return sum(len(piece) for piece in data.iter_text(path, encoding))
 
 
-def score_file(params, cfg, vocab: data.Vocab, path: str, encoding: str = "utf-8", start: int = 0) -> Score:
+def score_file(
+    params, cfg, vocab: data.Vocab, path: str, encoding: str = "utf-8", start: int = 0, engine=None
+) -> Score:
     """Score every character of ``path`` from index ``start`` on; the characters before
     ``start`` are read only as context. See the module docstring for unknown characters."""
     unknown: Counter = Counter()
@@ -184,9 +194,9 @@ def score_file(params, cfg, vocab: data.Vocab, path: str, encoding: str = "utf-8
         n_context = max(len(context), 1)  # nothing predicts the file's first character
         seq = np.concatenate([context, ids])
         if len(seq) > n_context:
-            losses = char_losses(params, cfg, seq, n_context)
+            losses = char_losses(params, cfg, seq, n_context, engine=engine)
             if not scored:
-                cold = cold_start(params, cfg, seq, n_context, losses)
+                cold = cold_start(params, cfg, seq, n_context, losses, engine=engine)
             total += float(losses.sum())
             scored += len(losses)
         context = seq[-CONTEXT_CHARS:]
@@ -225,11 +235,11 @@ def score_file(params, cfg, vocab: data.Vocab, path: str, encoding: str = "utf-8
     )
 
 
-def score(ckpt, path: str, encoding: str = "utf-8", held_out: bool = False) -> Score:
+def score(ckpt, path: str, encoding: str = "utf-8", held_out: bool = False, engine=None) -> Score:
     """Score ``path`` under checkpoint ``ckpt``; with ``held_out`` only the last
     val_frac of it, the part its training held out when ``path`` is its corpus."""
     start = data.held_out_start(count_chars(path, encoding), ckpt.train_cfg.val_frac) if held_out else 0
-    result = score_file(ckpt.params, ckpt.model_cfg, ckpt.vocab, path, encoding, start)
+    result = score_file(ckpt.params, ckpt.model_cfg, ckpt.vocab, path, encoding, start, engine)
     result.held_out = held_out
     return result
 

@@ -16,8 +16,9 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from charrnn import autosize, checkpoint, data, resume, training
+from charrnn import autosize, checkpoint, data, engines, resume, training
 from charrnn.config import ModelConfig, TrainConfig, format_duration
+from charrnn.engines import Engine
 from charrnn.errors import CharRNNError, DataError, Interrupted, UsageError
 from charrnn.lock import RunLock
 
@@ -97,6 +98,7 @@ class Request:
     overwrite: bool = False
     force: bool = False
     keep_last: int = 0
+    engine: Engine = field(default_factory=engines.get)  # runs the cells
 
 
 def start(job: Job, request: Request, report: Callable[[str], None]) -> tuple[training.Run, training.TrainState]:
@@ -115,6 +117,13 @@ def start(job: Job, request: Request, report: Callable[[str], None]) -> tuple[tr
         )
         resume.check_vocab(ckpt, run.vocab)
         run.train_cfg = resume.train_config(ckpt, request.model, request.train)
+        run.engine = request.engine
+        trained_on = ckpt.progress.get("engine")
+        if trained_on not in (None, run.engine.name):
+            run.notes.append(
+                f"note: this run was trained on the {trained_on} engine and goes on with the {run.engine.name} "
+                f"engine; the figures will differ from an uninterrupted run in the last bits"
+            )
         if ckpt.corpus.get("sha256") not in (None, run.corpus["sha256"]):
             run.notes.append(
                 f"note: {job.path} differs from the text this checkpoint was trained on "
@@ -133,6 +142,7 @@ def start(job: Job, request: Request, report: Callable[[str], None]) -> tuple[tr
             resume.check_fresh(job.directory)
         model_cfg = {**ModelConfig(vocab_size=1).to_dict(), **request.model}
         run = training.prepare(job.path, model_cfg, TrainConfig(**request.train), job.directory, encoding or "utf-8")
+        run.engine = request.engine
         probe_seconds = choose_model(run, request, report) if wants_auto(request) else 0.0
         training.check_memory(run)
         state = training.new_state(run)
@@ -157,7 +167,8 @@ def wants_auto(request: Request) -> bool:
 def choose_model(run: training.Run, request: Request, report: Callable[[str], None]) -> float:
     """Probe this machine's speed and set the run's model (and how often it validates)
     by autosize.choose; options the user gave win. Returns the probe's seconds."""
-    speed, seconds = autosize.probe(run.vocab.size, run.train_cfg)
+    engines.warm_up(run.engine, "lstm", report)  # not inside the probe's timed steps
+    speed, seconds = autosize.probe(run.vocab.size, run.train_cfg, engine=run.engine)
     tc = run.train_cfg
     choice = autosize.choose(
         int(run.corpus["chars"]),
@@ -167,6 +178,7 @@ def choose_model(run: training.Run, request: Request, report: Callable[[str], No
         tc.val_frac,
         tc.batch_size,
         tc.seq_len,
+        run.engine.name,
     )
     run.model_cfg = ModelConfig(**{**choice.model, **request.model, "vocab_size": run.vocab.size})
     run.train_cfg = dataclasses.replace(tc, **{k: v for k, v in choice.train.items() if k not in request.train})
@@ -184,6 +196,7 @@ def run_job(
                 report(f"removed {name}, left by an interrupted save")
         run, state = start(job, request, report)
         cfg = run.model_cfg
+        engines.warm_up(run.engine, cfg.cell, report)
         report(
             f"training {cfg.cell} {cfg.n_layers}x{cfg.hidden_size} on {job.label}: "
             f"{len(run.train_ids):,} train / {len(run.val_ids) - run.n_context:,} validation chars, "

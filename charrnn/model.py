@@ -10,10 +10,10 @@ treat them uniformly. With L layers, cell width G (H, 4H or 3H), vocabulary V::
     Why       (H,V), by (V,)                 output layer
 
 Forward for a chunk x (B,T) of character ids, with targets y (B,T); vectors are
-columns, as in cells.py, and every line holds for all T steps at once but the cell::
+columns, and every line holds for all T steps at once but the cell::
 
     Z_0[t]    = Wx_0^T onehot(x_t) + b_0      a lookup: column x_t of the (G,V) table
-    H_k       = cell_k(Z_k, state_k)          the only per-step loop (cells.py)
+    H_k       = cell_k(Z_k, state_k)          the only per-step loop (the engine's)
     D_k       = dropout(H_k)                  training only, on every layer's output
     Z_k+1[t]  = Wx_k+1^T D_k[t] + b_k+1       one product for all steps
     logits[t] = Why^T D_L-1[t] + by
@@ -24,21 +24,24 @@ Backward, from the top::
     dlogits   = (softmax(logits) - onehot(y)) / (B T)
     dWhy      = Σ_t D_L-1[t] dlogits_t^T,   dby = Σ_t dlogits_t,   dD_L-1 = Why dlogits
     dH_k      = dropout mask * dD_k / (1 - p)
-    dZ_k, dR_k = cell_k backward (cells.py)
+    dZ_k, dR_k = cell_k backward (the engine's)
     db_k      = Σ_t dZ_k[t],   dWh_k = Σ_t h_{t-1} dR_k[t]^T
     dWx_k     = Σ_t D_k-1[t] dZ_k[t]^T        (k = 0: rows of the embedding)
     dD_k-1    = Wx_k dZ_k
 
 Each weight gradient is a GEMM over all steps (``_step_outer``). Internally all arrays
-are feature-major, (T,F,B) per chunk or (F,T*B) as rows for the weight gradients.
+are feature-major, (T,F,B) per chunk or (F,T*B) as rows for the weight gradients. Only
+the cells run step by step, in the engine (engines/: NumPy or numba), which sees the
+contiguous (G,B) and (H,B) blocks of one step.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from charrnn import cells
+from charrnn import cells, engines
 from charrnn.config import ModelConfig
+from charrnn.engines import Engine
 
 
 def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -149,7 +152,7 @@ def unflatten_hidden(cfg: ModelConfig, flat: dict[str, np.ndarray]):
 # ------------------------------------------------------------------------- forward
 #
 # Inside the network every per-chunk array is time-major and feature-major, (T,F,B):
-# see cells.py for why. The carried states are (B,H) outside, (H,B) inside.
+# see engines/numpy_engine.py for why. The carried states are (B,H) outside, (H,B) inside.
 
 
 def layer_extra(cfg: ModelConfig, params, k: int) -> dict[str, np.ndarray]:
@@ -169,8 +172,8 @@ def _one_hot_rows(X_ids: np.ndarray, V: int, dtype) -> np.ndarray:
 
 
 def _input_preactivations(cfg, params, k, X_ids, D_below, onehot):
-    """Z_k (T,G,B) for all steps at once; the σ-gate rows come out halved, as the cells
-    expect (cells.gate_scale).
+    """Z_k (T,G,B) for all steps at once; the σ-gate rows come out halved, as the
+    engines expect (cells.gate_scale).
 
     Layer 0 is an embedding lookup. Gathering rows gives (T,B,G), and turning that into
     (T,G,B) costs a transposing copy; for a small vocabulary the one-hot product
@@ -204,8 +207,13 @@ def _check(stop) -> None:
         raise Stopped()
 
 
-def _forward(params, cfg: ModelConfig, x, state, dropout, rng, train, stop=None):
+def _engine(engine: Engine | None) -> Engine:
+    return engines.get() if engine is None else engine
+
+
+def _forward(params, cfg: ModelConfig, x, state, dropout, rng, train, stop=None, engine: Engine | None = None):
     """forward() with logits (T,V,B) and the cache the backward pass needs."""
+    ops = _engine(engine).cells[cfg.cell]
     X_ids = np.ascontiguousarray(x.T)  # (T,B)
     dtype = params["Why"].dtype
     onehot = _one_hot_rows(X_ids, cfg.vocab_size, dtype) if cfg.vocab_size <= ONE_HOT_MAX_V else None
@@ -215,7 +223,7 @@ def _forward(params, cfg: ModelConfig, x, state, dropout, rng, train, stop=None)
         _check(stop)
         Zx = _input_preactivations(cfg, params, k, X_ids, D, onehot)
         s_in = tuple(np.ascontiguousarray(s.T, dtype=dtype) for s in state[k])  # (B,H) -> (H,B)
-        hs, cache, s = cfg.spec.forward(Zx, params[f"l{k}.Wh"], layer_extra(cfg, params, k), s_in, train)
+        hs, cache, s = ops.forward(Zx, params[f"l{k}.Wh"], layer_extra(cfg, params, k), s_in, train)
         del Zx  # without train, the gates are garbage now: free them before the next layer's
         H_out = hs[1:]  # (T,H,B)
         mask = None
@@ -241,14 +249,15 @@ def forward(
     dropout: float = 0.0,
     rng: np.random.Generator | None = None,
     train: bool = False,
+    engine: Engine | None = None,
 ):
     """Run a chunk x (B,T) through the network.
 
     Returns logits (T,B,V) time-major (a view), the new state, and the cache for the
     backward pass (only with ``train``). Dropout is applied (with ``rng``) only when
-    ``dropout > 0``.
+    ``dropout > 0``. ``engine`` runs the cells (engines.get(); None takes the default).
     """
-    logits, new_state, cache = _forward(params, cfg, x, state, dropout, rng, train)
+    logits, new_state, cache = _forward(params, cfg, x, state, dropout, rng, train, engine=engine)
     return logits.transpose(0, 2, 1), new_state, cache
 
 
@@ -274,6 +283,7 @@ def loss_and_grads(
     dropout: float = 0.0,
     rng: np.random.Generator | None = None,
     stop=None,
+    engine: Engine | None = None,
 ):
     """Mean cross-entropy (nats/char) of predicting y from x, and its gradients.
 
@@ -284,13 +294,15 @@ def loss_and_grads(
     state : per-layer tuples of (B,H) arrays carried in from the previous chunk
     dropout, rng : dropout probability on layer outputs and the generator that draws it
     stop : a threading.Event; once set, the step raises Stopped at the next layer
+    engine : runs the cells (engines.get(); None takes the default)
 
     Returns
     -------
     loss : float, grads : dict like params, new_state : state after the last step
     (truncated BPTT: no gradient flows into ``state``).
     """
-    logits, new_state, (X_ids, onehot, caches) = _forward(params, cfg, x, state, dropout, rng, True, stop)
+    ops = _engine(engine).cells[cfg.cell]
+    logits, new_state, (X_ids, onehot, caches) = _forward(params, cfg, x, state, dropout, rng, True, stop, engine)
     T, V, B = logits.shape
     N = T * B
     logp = log_softmax_(logits, axis=1)
@@ -311,7 +323,7 @@ def loss_and_grads(
         if mask is not None:
             dD *= mask  # backprop through dropout
             dD *= 1.0 / (1.0 - dropout)
-        dZx, dR, extra = cfg.spec.backward(dD, cache, params[f"l{k}.Wh"])  # (T,G,B) each
+        dZx, dR, extra = ops.backward(dD, cache, params[f"l{k}.Wh"])  # (T,G,B) each
         hs_prev = cache[0][:T]  # h_{t-1} of every step
         del cache, dD
         for name, value in extra.items():
@@ -354,6 +366,13 @@ def _weight_grads(dZx, dR, hs_prev, below, Wx=None, out=None):
     return dWh, (dWx[0] if dWx else None), db, dD
 
 
+def rows(A: np.ndarray) -> np.ndarray:
+    """(T,F,B) -> (F, T*B): one row per feature, for the all-steps GEMMs. A copy: the
+    B-long runs stay contiguous, so it moves at about memory speed."""
+    T, F, B = A.shape
+    return np.ascontiguousarray(A.transpose(1, 0, 2)).reshape(F, T * B)
+
+
 STEP_BLOCK = 16  # steps per block in _step_outer: (G, 16*B) copies stay small and in cache
 
 
@@ -378,10 +397,10 @@ def _step_outer(A: np.ndarray, Zs: list[np.ndarray], W: np.ndarray | None = None
     total = np.zeros(P, dtype=A.dtype)
     down = None if W is None else out if out is not None else np.empty((T, W.shape[0], B), dtype=A.dtype)
     for t0 in range(0, T, STEP_BLOCK):
-        Ab = cells.rows(A[t0 : t0 + STEP_BLOCK])  # (P,n)
+        Ab = rows(A[t0 : t0 + STEP_BLOCK])  # (P,n)
         total += Ab.sum(axis=1)
         for j, Z in enumerate(Zs):
-            part = Ab @ cells.rows(Z[t0 : t0 + STEP_BLOCK]).T  # (P,n)@(n,Q) -> (P,Q)
+            part = Ab @ rows(Z[t0 : t0 + STEP_BLOCK]).T  # (P,n)@(n,Q) -> (P,Q)
             if t0 == 0:
                 sums.append(part)
             else:
@@ -408,9 +427,9 @@ def _embedding_grad(ids: np.ndarray, dZ: np.ndarray, V: int) -> np.ndarray:
     return out
 
 
-def sequence_nll(params, cfg: ModelConfig, x: np.ndarray, y: np.ndarray, state):
+def sequence_nll(params, cfg: ModelConfig, x: np.ndarray, y: np.ndarray, state, engine: Engine | None = None):
     """Negative log-likelihood (nats) of each y given x and all before it, without dropout
     or gradients: (nll (B,T), state after the last step)."""
-    logits, new_state, _ = _forward(params, cfg, x, state, 0.0, None, False)
+    logits, new_state, _ = _forward(params, cfg, x, state, 0.0, None, False, engine=engine)
     logp = log_softmax_(logits, axis=1)
     return -logp[_targets(y)].T, new_state

@@ -115,7 +115,7 @@ class ShardRunner:
         if self.pool is not None:
             self.pool.shutdown()
 
-    def loss_and_grads(self, params, cfg, x, y, state, dropout, rng: np.random.Generator, stop=None):
+    def loss_and_grads(self, params, cfg, x, y, state, dropout, rng: np.random.Generator, stop=None, engine=None):
         """Same contract as model.loss_and_grads over the whole batch. Each shard draws
         its dropout masks from its own generator, seeded from ``rng``."""
         seeds = rng.integers(0, 2**63, size=len(self.bounds))
@@ -129,6 +129,7 @@ class ShardRunner:
                 dropout,
                 np.random.default_rng(seed),
                 stop,
+                engine,
             )
             for (a, b), seed in zip(self.bounds, seeds)
         ]

@@ -19,7 +19,7 @@ from typing import Iterator
 
 import numpy as np
 
-from charrnn import model
+from charrnn import engines, model
 from charrnn.config import ModelConfig
 from charrnn.data import Vocab, format_chars
 from charrnn.errors import UsageError
@@ -189,27 +189,31 @@ def generate(
     rng_seed: int | None = None,
     num_samples: int = 1,
     stop: str | None = None,
+    engine=None,
 ) -> Iterator[Iterator[str]]:
     """Return an iterator over ``num_samples`` samples, each an iterator over its
     characters as they are generated (at most ``n``; a sample ends after ``stop``).
     Samples are computed BATCH at a time; bad arguments raise here, before anything
-    is generated."""
+    is generated. ``engine`` runs the cells (None: the default, engines.get())."""
     check_options(temperature, top_k, top_p)
     seed = resolve_seed(seed, vocab)
     rngs = sample_rngs(rng_seed, num_samples)
-    return _samples(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, rngs, stop)
+    engine = engines.get() if engine is None else engine
+    return _samples(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, rngs, stop, engine)
 
 
-def _samples(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, rngs, stop):
+def _samples(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, rngs, stop, engine):
     for start in range(0, len(rngs), BATCH):
         batch = rngs[start : start + BATCH]
         if len(batch) == 1:  # one sample streams its characters as they come
-            yield _one_stream(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, batch, stop)
+            yield _one_stream(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, batch, stop, engine)
             continue
         texts = (
             [
                 "".join(parts)
-                for parts in zip(*_steps(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, batch, stop))
+                for parts in zip(
+                    *_steps(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, batch, stop, engine)
+                )
             ]
             if n
             else [""] * len(batch)
@@ -220,34 +224,35 @@ def _samples(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, rng
 SEED_CHUNK = 4096  # seed characters per forward pass: a long seed file needs no more memory
 
 
-def feed(params, cfg: ModelConfig, ids: np.ndarray):
+def feed(params, cfg: ModelConfig, ids: np.ndarray, engine=None):
     """Run one stream through the seed ``ids``: (logits (1,V) after its last character,
     the state after it), from the state sampling starts from."""
     state = model.init_hidden(cfg, 1, params["Why"].dtype)
     ids = ids.astype(np.int64)[None, :]
     for t in range(0, ids.shape[1], SEED_CHUNK):
-        logits, state, _ = model.forward(params, cfg, ids[:, t : t + SEED_CHUNK], state)
+        logits, state, _ = model.forward(params, cfg, ids[:, t : t + SEED_CHUNK], state, engine=engine)
     return logits[-1], state
 
 
-def _start(params, cfg, vocab, seed, temperature, top_k, top_p, greedy, rngs):
+def _start(params, cfg, vocab, seed, temperature, top_k, top_p, greedy, rngs, engine):
     """What both sampling loops start from, for K = len(rngs) streams that all read the
     seed: logits (K,V) after it (temperature applied), the stepper and the picker."""
+    engine = engines.get() if engine is None else engine
     K = len(rngs)
-    last, state = feed(params, cfg, vocab.encode(seed))
+    last, state = feed(params, cfg, vocab.encode(seed), engine)
     last = np.repeat(last / np.float32(temperature), K, axis=0)
     state = [tuple(np.repeat(s, K, axis=0) for s in layer) for layer in state]
-    stepper = Stepper(params, cfg, state, logit_scale=1.0 / temperature)
+    stepper = Stepper(params, cfg, state, logit_scale=1.0 / temperature, engine=engine)
     return last, stepper, _Picker(rngs, vocab.size, top_k, top_p, greedy)
 
 
-def _steps(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, rngs, stop):
+def _steps(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, rngs, stop, engine=None):
     """Per step, the next character of each of the K = len(rngs) streams ("" for one that
     has already produced ``stop``), for at most ``n`` steps."""
     if n == 0:
         return
     K = len(rngs)
-    last, stepper, pick = _start(params, cfg, vocab, seed, temperature, top_k, top_p, greedy, rngs)
+    last, stepper, pick = _start(params, cfg, vocab, seed, temperature, top_k, top_p, greedy, rngs, engine)
     chars = vocab.chars
     tails = [""] * K  # the end of each stream, long enough to match `stop`
     alive = [True] * K
@@ -268,12 +273,12 @@ def _steps(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, rngs,
         last = stepper.step(np.asarray(nxt))
 
 
-def _one_stream(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, rngs, stop):
+def _one_stream(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, rngs, stop, engine=None):
     """_steps for one stream, character by character: the same draws, without the
     per-step lists that K streams need."""
     if n == 0:
         return
-    last, stepper, pick = _start(params, cfg, vocab, seed, temperature, top_k, top_p, greedy, rngs)
+    last, stepper, pick = _start(params, cfg, vocab, seed, temperature, top_k, top_p, greedy, rngs, engine)
     row = last[0]  # (V,)
     chars = vocab.chars
     tail = ""

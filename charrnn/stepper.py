@@ -13,27 +13,32 @@ out once for that:
   [input; own state] is the slice [h_k-1; h_k] (no copies between layers) and the
   output layer's [h_L-1; 1] multiplies [Why; by]^T (the bias comes with the product).
 - The σ-gate rows are pre-halved so one tanh serves all gates (σ(x) = 0.5 tanh(x/2)
-  + 0.5, as in cells.py), and every buffer is allocated once.
+  + 0.5, as in training: cells.gate_scale), and every buffer is allocated once.
 
-Each cell's step is its ``CellSpec.step`` (cells.py), which shares its elementwise
-code with training; ``tests/test_stepper.py`` checks the outputs against
-``model.forward`` and ``tests/test_reference.py`` against an independent reference.
+Each cell's elementwise step is the engine's (``CellOps.step``, engines/), which shares
+its elementwise code with training; ``tests/test_stepper.py`` checks the outputs
+against ``model.forward`` and ``tests/test_reference.py`` against an independent
+reference, on every engine.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from charrnn import engines
 from charrnn.cells import gate_scale
 from charrnn.config import ModelConfig
+from charrnn.engines import Engine
 
 
 class Stepper:
     """Advance K streams by one character: ``logits = stepper.step(ids)``."""
 
-    def __init__(self, params: dict, cfg: ModelConfig, state, logit_scale: float = 1.0):
-        """``logit_scale`` multiplies the logits (1/temperature), folded into the weights."""
+    def __init__(self, params: dict, cfg: ModelConfig, state, logit_scale: float = 1.0, engine: Engine | None = None):
+        """``logit_scale`` multiplies the logits (1/temperature), folded into the weights;
+        ``engine`` runs the cells' elementwise steps (None: engines.get())."""
         self.cfg, self.spec = cfg, cfg.spec
+        self.cell_step = (engines.get() if engine is None else engine).cells[cfg.cell].step
         H, G, L, K = cfg.hidden_size, cfg.gates, cfg.n_layers, state[0][0].shape[0]
         dtype = params["Why"].dtype
         scale = gate_scale(self.spec, H, dtype)
@@ -94,6 +99,6 @@ class Stepper:
                 np.matmul(self.WxT[k], self.state[k - 1][0], out=a)  # (G,H)@(H,K)
                 a += self.b[k]
                 np.matmul(self.WhT[k], h, out=hW)
-            self.spec.step(a, hW, self.extra[k], self.state[k], self.tmp)
+            self.cell_step(a, hW, self.extra[k], self.state[k], self.tmp)
         np.matmul(self.WyT, hb[-H - 1 :], out=self.logits)  # [Why; by]^T @ [h; 1]
         return self.logits.T

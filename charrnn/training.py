@@ -20,8 +20,9 @@ from typing import Callable
 
 import numpy as np
 
-from charrnn import checkpoint, data, evaluation, memory, metrics, model, optim, sampling
+from charrnn import checkpoint, data, engines, evaluation, memory, metrics, model, optim, sampling
 from charrnn.config import ModelConfig, TrainConfig
+from charrnn.engines import Engine
 from charrnn.errors import CheckpointError, DataError, Interrupted, TrainingDiverged, UsageError
 from charrnn.parallel import ShardRunner
 
@@ -58,6 +59,7 @@ class Run:
     n_context: int = 1  # leading chars of val_ids that come from the training text
     notes: list = field(default_factory=list)  # things the user should know, reported when training starts
     fresh: bool = False  # a new run: its first checkpoint starts a new metrics.jsonl
+    engine: Engine = field(default_factory=engines.get)  # runs the cells (engines/)
 
 
 def prepare(
@@ -184,6 +186,7 @@ def to_checkpoint(run: Run, st: TrainState) -> checkpoint.Checkpoint:
         "best_val": st.best_val,
         "last_val": st.last_val,
         "cold_start": st.cold_start,
+        "engine": run.engine.name,
     }
     return checkpoint.Checkpoint(
         run.model_cfg,
@@ -255,7 +258,7 @@ def train_step(run: Run, st: TrainState, streams: data.Streams, stop=None) -> fl
     lr = learning_rate(cfg, st)
     try:
         loss, grads, new_hidden = shard_runner(cfg.batch_size).loss_and_grads(
-            st.params, run.model_cfg, x, y, hidden, run.model_cfg.dropout, st.rng, stop
+            st.params, run.model_cfg, x, y, hidden, run.model_cfg.dropout, st.rng, stop, run.engine
         )
         loss += 0.0  # a one-character vocabulary gives -0.0, which would print as "-0.0000"
         if not math.isfinite(loss):
@@ -401,7 +404,7 @@ def train(
         for name, p in st.params.items():  # checkpoint.save would refuse them; say what happened instead
             if not np.all(np.isfinite(p)):
                 raise TrainingDiverged(f"parameter {name} became NaN or infinite by step {st.step}")
-        losses = evaluation.char_losses(st.params, run.model_cfg, run.val_ids, run.n_context, deadline)
+        losses = evaluation.char_losses(st.params, run.model_cfg, run.val_ids, run.n_context, deadline, run.engine)
         if losses is None:  # stopping, and validating would take too long: keep latest.npz only
             saved.update(save_checkpoints(run, st, False, keep_last))
             saved_step = st.step
@@ -414,7 +417,9 @@ def train(
                 f"{uniform_loss(run.vocab.size):.3g} of a uniform guess"
             )
         st.last_val = val
-        st.cold_start = evaluation.cold_start(st.params, run.model_cfg, run.val_ids, run.n_context, losses)
+        st.cold_start = evaluation.cold_start(
+            st.params, run.model_cfg, run.val_ids, run.n_context, losses, engine=run.engine
+        )
         improved = st.best_val is None or val < st.best_val
         if improved:
             st.best_val = val
@@ -429,6 +434,7 @@ def train(
             "val_loss": val,
             "val_bpc": metrics.bits(val),
             "chars_per_s": round(rate, 1),
+            "engine": run.engine.name,
             **(st.cold_start or {}),
         }
         text = progress_sample(run, st) if sample else None
@@ -510,6 +516,7 @@ def progress_sample(run: Run, st: TrainState) -> str | None:
             n,
             temperature=sampling.TEMPERATURE,
             rng_seed=run.train_cfg.rng_seed,
+            engine=run.engine,
         )
     )
     return "".join(chars)

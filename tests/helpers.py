@@ -8,10 +8,22 @@ import os
 import signal
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
-from charrnn import checkpoint, training
+from charrnn import checkpoint, engines, training
 from charrnn.cli import cli
+
+# Each engine as a test parameter; numba's is skipped, saying why, where it cannot load.
+ENGINES = [
+    "numpy",
+    pytest.param(
+        "numba",
+        marks=pytest.mark.skipif(
+            engines.numba_missing() is not None, reason="numba is not installed (pip install 'charrnn[fast]')"
+        ),
+    ),
+]
 
 WORDS = (
     "the cat sat on a mat and the dog ran to the log while a bird sang in the tree "

@@ -9,13 +9,14 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import ENGINES
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 
 import bench_sample  # noqa: E402
 import profile_step  # noqa: E402
 
-from charrnn import cells, model  # noqa: E402
+from charrnn import engines, model  # noqa: E402
 from charrnn.config import ModelConfig  # noqa: E402
 
 
@@ -34,10 +35,27 @@ def test_weight_bytes_are_the_stepper_matrices(cell):
     assert out["ceiling_chars_per_s"] > 0 and set(out["matvec_gb_per_s"]) == {"one_thread", "default_threads"}
 
 
-def test_profile_sections_add_up_and_leave_the_cells_as_they_were(capsys):
-    spec = cells.SPECS["lstm"]
-    profile_step.main(["--hidden", "8", "--layers", "2", "--batch", "16", "--seq-len", "4", "--steps", "2", "--json"])
-    assert cells.SPECS["lstm"] is spec
+@pytest.mark.parametrize("engine", ENGINES)
+def test_profile_sections_add_up_and_leave_the_cells_as_they_were(capsys, engine):
+    ops = engines.get(engine).cells["lstm"]
+    profile_step.main(
+        [
+            "--hidden",
+            "8",
+            "--layers",
+            "2",
+            "--batch",
+            "16",
+            "--seq-len",
+            "4",
+            "--steps",
+            "2",
+            "--json",
+            "--engine",
+            engine,
+        ]
+    )
+    assert engines.get(engine).cells["lstm"] is ops
     out = json.loads(capsys.readouterr().out)
     s = out["shard_seconds"]
     assert out["shard_streams"] == 8  # the first of two shards of 16

@@ -3,16 +3,17 @@
 The gradient check proves that the backward pass matches the forward pass, and the
 stepper test that generation matches training; both would still pass if the forward
 pass itself computed the wrong function (two LSTM gates swapped, say). Here the
-logits are compared with tests/reference.py, the textbook equations written plainly,
-and, where PyTorch is installed, with nn.RNN / nn.LSTM / nn.GRU loaded with the same
-weights.
+logits of every engine are compared with tests/reference.py, the textbook equations
+written plainly, and, where PyTorch is installed, with nn.RNN / nn.LSTM / nn.GRU
+loaded with the same weights.
 """
 
 import numpy as np
 import pytest
 import reference
+from helpers import ENGINES
 
-from charrnn import model
+from charrnn import engines, model
 from charrnn.config import ModelConfig
 from charrnn.stepper import Stepper
 
@@ -29,15 +30,17 @@ def _setup(cell, n_layers, seed=0, B=3, V=7, H=5):
     return rng, cfg, params, state
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("n_layers", [1, 2])
-def test_forward_matches_the_reference_with_carried_state(cell, n_layers):
+def test_forward_matches_the_reference_with_carried_state(cell, n_layers, engine):
+    engine = engines.get(engine)
     rng, cfg, params, state = _setup(cell, n_layers)
     x1, x2 = rng.integers(0, cfg.vocab_size, (3, 6)), rng.integers(0, cfg.vocab_size, (3, 4))
     ref1, ref_state = reference.forward(params, cell, n_layers, cfg.vocab_size, x1, state)
     ref2, ref_state = reference.forward(params, cell, n_layers, cfg.vocab_size, x2, ref_state)
-    got1, carried, _ = model.forward(params, cfg, x1, state)
-    got2, carried, _ = model.forward(params, cfg, x2, carried)  # the second chunk continues the first
+    got1, carried, _ = model.forward(params, cfg, x1, state, engine=engine)
+    got2, carried, _ = model.forward(params, cfg, x2, carried, engine=engine)  # the second chunk continues the first
     np.testing.assert_allclose(got1, ref1, rtol=0, atol=1e-10)
     np.testing.assert_allclose(got2, ref2, rtol=0, atol=1e-10)
     for ours, theirs in zip(carried, ref_state):
@@ -45,14 +48,15 @@ def test_forward_matches_the_reference_with_carried_state(cell, n_layers):
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("n_layers", [1, 2])
 @pytest.mark.parametrize("K", [1, 3])
-def test_stepper_matches_the_reference(cell, n_layers, K):
+def test_stepper_matches_the_reference(cell, n_layers, K, engine):
     rng, cfg, params, state = _setup(cell, n_layers, seed=1, B=K)
     x = rng.integers(0, cfg.vocab_size, (K, 8))
     ref, _ = reference.forward(params, cell, n_layers, cfg.vocab_size, x, state)
-    stepper = Stepper(params, cfg, state)
+    stepper = Stepper(params, cfg, state, engine=engines.get(engine))
     for t in range(x.shape[1]):
         np.testing.assert_allclose(stepper.step(x[:, t]), ref[t], rtol=0, atol=1e-10)
 
@@ -86,13 +90,14 @@ def _torch_logits(torch, params, cfg, x, state):
         return (out.numpy() @ params["Why"]) + params["by"]
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("n_layers", [1, 2])
-def test_forward_matches_pytorch(cell, n_layers):
+def test_forward_matches_pytorch(cell, n_layers, engine):
     torch = pytest.importorskip("torch", reason="PyTorch is an optional reference (pip install torch)")
     rng, cfg, params, state = _setup(cell, n_layers, seed=2)
     x = rng.integers(0, cfg.vocab_size, (3, 9))
-    got, _, _ = model.forward(params, cfg, x, state)
+    got, _, _ = model.forward(params, cfg, x, state, engine=engines.get(engine))
     np.testing.assert_allclose(got, _torch_logits(torch, params, cfg, x, state), rtol=0, atol=1e-10)
 
 
@@ -106,6 +111,6 @@ def test_the_reference_is_not_charrnn():
     for name in ("l0.Wx", "l0.Wh", "l0.b"):
         w = swapped[name]
         w[..., H : 2 * H], w[..., 2 * H : 3 * H] = params[name][..., 2 * H : 3 * H], params[name][..., H : 2 * H]
-    ours, _, _ = model.forward(params, cfg, x, state)
+    ours, _, _ = model.forward(params, cfg, x, state, engine=engines.get("numpy"))
     ref, _ = reference.forward(swapped, "lstm", 1, cfg.vocab_size, x, state)
     assert np.abs(ours - ref).max() > 1e-3

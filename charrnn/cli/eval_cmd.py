@@ -6,7 +6,7 @@ import json
 
 import click
 
-from charrnn.cli.options import encoding_option, json_option, quiet_option
+from charrnn.cli.options import encoding_option, engine_option, json_option, load_engine, quiet_option
 from charrnn.cli.output import number, table
 from charrnn.errors import DataError
 
@@ -28,9 +28,10 @@ from charrnn.errors import DataError
     help="Score only the last --val-frac of each FILE: the part training held out when FILE is the model's own corpus.",
 )
 @encoding_option()
+@engine_option
 @json_option("one object per checkpoint and file")
 @quiet_option
-def eval_(files, checkpoints, held_out, encoding, as_json, quiet):
+def eval_(files, checkpoints, held_out, encoding, engine, as_json, quiet):
     """Loss of FILES under a model: nats and bits per character, and perplexity.
 
     Without FILES, each checkpoint is scored on the held-out validation part of the
@@ -59,6 +60,7 @@ def eval_(files, checkpoints, held_out, encoding, as_json, quiet):
     for spec in checkpoints:
         path = checkpoint.resolve(spec)
         ckpt = checkpoint.load(path)
+        cells = load_engine(engine, ckpt.model_cfg.cell, None if quiet else lambda s: click.echo(s, err=True))
         if files:
             jobs = [(f, encoding, held_out) for f in files]
         else:
@@ -67,7 +69,7 @@ def eval_(files, checkpoints, held_out, encoding, as_json, quiet):
                 click.echo(f"warning: {corpus} changed since {path} was trained on it", err=True)
             jobs = [(corpus, corpus_encoding, True)]
         for file, enc, only_held_out in jobs:
-            score = evaluation.score(ckpt, file, enc, only_held_out)
+            score = evaluation.score(ckpt, file, enc, only_held_out, cells)
             results.append((path, score))
             if score.unknown and not quiet:
                 shown = ", ".join(f"{c!r} x{n}" for c, n in list(score.unknown.items())[:10])

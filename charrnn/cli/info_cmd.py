@@ -58,6 +58,7 @@ def describe(path: str, ckpt) -> dict:
         "best_val_loss": best,
         "best_val_bpc": metrics.bits(best),
         "cold_start": progress.get("cold_start"),
+        "engine": progress.get("engine"),
         "corpus": dict(ckpt.corpus),
     }
 
@@ -99,7 +100,8 @@ def render(f: dict) -> str:
         (
             "progress",
             f"{p.get('step', 0):,} steps, epoch {p.get('epoch', 0)}, "
-            f"{format_duration(p.get('elapsed') or 0)} of training",
+            f"{format_duration(p.get('elapsed') or 0)} of training"
+            + (f" on the {f['engine']} engine" if f.get("engine") else ""),
         ),
         (
             "validation",

@@ -10,6 +10,7 @@ import re
 
 import click
 
+from charrnn import engines
 from charrnn.errors import CheckpointError
 
 
@@ -100,6 +101,28 @@ def json_option(what: str):
 
 
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar, notes or log lines on stderr.")
+
+
+engine_option = click.option(
+    "--engine",
+    type=click.Choice(engines.NAMES),
+    default="auto",
+    envvar=engines.ENV,
+    show_default=True,
+    show_envvar=True,
+    help="What runs the cells: numba (compiled; pip install 'charrnn[fast]'), numpy, or auto: numba when it "
+    "is installed. Results agree to float32 rounding.",
+)
+
+
+def load_engine(name: str, cell: str | None, report=None):
+    """The engine ``--engine`` names, ready to run ``cell`` (None: not yet known);
+    ``report`` (a function of one line, or None when quiet) hears why auto fell back
+    to NumPy, and how long compiling took where it was slow."""
+    engine = engines.get(name, note=report)
+    if cell is not None:
+        engines.warm_up(engine, cell, report)
+    return engine
 
 
 def encoding_option(default: str | None = "utf-8", help_extra: str = ""):

@@ -15,7 +15,9 @@ from charrnn.cli.options import (
     Integer,
     checkpoint_option,
     checkpoint_path_of,
+    engine_option,
     json_option,
+    load_engine,
     quiet_option,
 )
 from charrnn.errors import UsageError
@@ -120,6 +122,7 @@ def _write_stream(chunks, flush_every: float = 0.05) -> None:
     help="With --report-copying: the training text to compare with [default: the file the checkpoint records, "
     "which must be unchanged].",
 )
+@engine_option
 @json_option('one object per sample: {"seed", "text", "checkpoint"} (and "copying")')
 @quiet_option
 def sample(
@@ -138,6 +141,7 @@ def sample(
     report_copying,
     copy_min_span,
     corpus,
+    engine,
     as_json,
     quiet,
 ):
@@ -197,6 +201,7 @@ def sample(
         rng_seed=rng_seed,
         num_samples=num_samples,
         stop=stop,
+        engine=load_engine(engine, ckpt.model_cfg.cell, None if quiet else lambda s: click.echo(s, err=True)),
     )
     try:
         reports = _emit(samples, seed, stop, path, num_samples, as_json, copy_report)

@@ -6,7 +6,7 @@ import signal
 
 import click
 
-from charrnn.cli.options import Integer, checkpoint_option, checkpoint_path_of
+from charrnn.cli.options import Integer, checkpoint_option, checkpoint_path_of, engine_option, load_engine
 
 
 @click.command()
@@ -39,8 +39,9 @@ from charrnn.cli.options import Integer, checkpoint_option, checkpoint_path_of
     help="Generations run at once; other requests wait their turn. One already uses the cores (the BLAS "
     "threads), so more made a 2-core machine slower (benchmarks/bench_serve.py).",
 )
+@engine_option
 @click.option("-q", "--quiet", is_flag=True, help="No line on stderr per request (the start and stop lines stay).")
-def serve(checkpoint_path, host, port, max_chars, max_samples, max_body, workers, quiet):
+def serve(checkpoint_path, host, port, max_chars, max_samples, max_body, workers, engine, quiet):
     """Serve a model over HTTP: a JSON API and a page to write with.
 
     \b
@@ -71,7 +72,8 @@ def serve(checkpoint_path, host, port, max_chars, max_samples, max_body, workers
     ckpt = checkpoint.load(path)
     limits = api.Limits(max_chars=max_chars, max_samples=max_samples, max_body=max_body)
     log = None if quiet else (lambda line: click.echo(line, err=True))
-    service = Service(ckpt, path, describe(path, ckpt), limits, workers, page.render(ckpt, path, limits), log)
+    cells = load_engine(engine, ckpt.model_cfg.cell, None if quiet else lambda s: click.echo(s, err=True))
+    service = Service(ckpt, path, describe(path, ckpt), limits, workers, page.render(ckpt, path, limits), log, cells)
     server = Server(host, port, service)
     where = "this machine only" if server.loopback else "every address that can reach this machine"
     click.echo(f"serving {path} on {server.url} ({where}; {workers} worker(s)); Ctrl-C stops", err=True)

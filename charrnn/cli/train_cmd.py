@@ -8,7 +8,7 @@ import sys
 import click
 from click.core import ParameterSource
 
-from charrnn.cli.options import config_options, encoding_option, json_option, quiet_option
+from charrnn.cli.options import config_options, encoding_option, engine_option, json_option, load_engine, quiet_option
 from charrnn.cli.output import number, table
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.errors import CharRNNError, Interrupted
@@ -47,11 +47,24 @@ MODEL_FIELDS = {f for f in ModelConfig.__dataclass_fields__}
 )
 @click.option("--concat", is_flag=True, help="Train one model on all FILES joined together.")
 @click.option("--force", is_flag=True, help="Train even if another charrnn run is using the checkpoint directory.")
+@engine_option
 @json_option("the final summary (one object per corpus)")
 @quiet_option
 @click.pass_context
 def train(
-    ctx, files, checkpoint_dir, encoding, resume, overwrite, keep_last, concat, force, as_json, quiet, **settings
+    ctx,
+    files,
+    checkpoint_dir,
+    encoding,
+    resume,
+    overwrite,
+    keep_last,
+    concat,
+    force,
+    engine,
+    as_json,
+    quiet,
+    **settings,
 ):
     """Train a character-level language model on FILES (UTF-8 text).
 
@@ -93,6 +106,7 @@ def train(
         data.check_input(path)
     planned = jobs.plan(files, checkpoint_dir, concat)
     report = (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
+    request.engine = load_engine(engine, None, None if quiet else report)
     warn = lambda s: click.echo(s, err=True)  # noqa: E731 - shown even with --quiet
     results = []
     try:

@@ -11,7 +11,9 @@ from charrnn.cli.options import (
     checkpoint_option,
     checkpoint_path_of,
     encoding_option,
+    engine_option,
     json_option,
+    load_engine,
     quiet_option,
 )
 from charrnn.errors import CharRNNError, UsageError
@@ -57,9 +59,10 @@ def read_text(path: str, encoding: str, max_chars: int) -> str:
 )
 @click.option("--drop-unknown", is_flag=True, help="Leave out characters the model never saw instead of refusing.")
 @encoding_option(default=None, help_extra=" [default: the checkpoint's corpus encoding]")
+@engine_option
 @json_option('a summary: {"output", "checkpoint", "chars", "bits_per_char", "bytes", "found", "absent"}')
 @quiet_option
-def vis(file, checkpoint_path, text, output, max_chars, drop_unknown, encoding, as_json, quiet):
+def vis(file, checkpoint_path, text, output, max_chars, drop_unknown, encoding, engine, as_json, quiet):
     """Write an HTML page showing what the model's units track in a text.
 
     The page colours each character of the text by the activation of a chosen unit
@@ -97,7 +100,8 @@ def vis(file, checkpoint_path, text, output, max_chars, drop_unknown, encoding, 
             click.echo(f"note: dropped {sum(dropped.values())} characters the model never saw: {shown}", err=True)
     if not quiet:
         click.echo(f"running {path} over {len(text):,} characters ...", err=True)
-    data = vis.build(ckpt, path, text, max_chars)
+    cells = load_engine(engine, ckpt.model_cfg.cell, None if quiet else lambda s: click.echo(s, err=True))
+    data = vis.build(ckpt, path, text, max_chars, cells)
     document = page.render(data)
     try:
         with click.open_file(output, "w", encoding="utf-8", atomic=output != "-") as f:

@@ -146,10 +146,10 @@ def parse_generate(raw: bytes, limits: Limits) -> dict:
     return out
 
 
-def generate(ckpt, checkpoint_path: str, request: dict) -> dict:
+def generate(ckpt, checkpoint_path: str, request: dict, engine=None) -> dict:
     """Answer a parsed request: ``{"texts": [...], "checkpoint", "elapsed_ms"}``; each
     text is what was generated after the seed, as ``charrnn sample --json`` gives it."""
     t0 = time.perf_counter()
-    samples = sampling.generate(ckpt.params, ckpt.model_cfg, ckpt.vocab, **request)
+    samples = sampling.generate(ckpt.params, ckpt.model_cfg, ckpt.vocab, **request, engine=engine)
     texts = ["".join(chars) for chars in samples]
     return {"texts": texts, "checkpoint": checkpoint_path, "elapsed_ms": round(1000 * (time.perf_counter() - t0), 2)}

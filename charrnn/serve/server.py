@@ -49,8 +49,19 @@ class Service:
     """What every request thread shares: the model (read-only), the limits, the page,
     the generation slots and the count of requests under way."""
 
-    def __init__(self, ckpt, checkpoint_path: str, info: dict, limits: api.Limits, workers: int, page: bytes, log=None):
+    def __init__(
+        self,
+        ckpt,
+        checkpoint_path: str,
+        info: dict,
+        limits: api.Limits,
+        workers: int,
+        page: bytes,
+        log=None,
+        engine=None,
+    ):
         self.ckpt, self.checkpoint_path, self.limits = ckpt, checkpoint_path, limits
+        self.engine = engine  # runs the cells (None: the default)
         self.info = json.dumps(info).encode("utf-8")
         self.page = page
         self.log = log  # a function taking one line, or None for no request log
@@ -74,7 +85,7 @@ class Service:
     def generate(self, raw: bytes) -> dict:
         request = api.parse_generate(raw, self.limits)
         with self.slots:
-            return api.generate(self.ckpt, self.checkpoint_path, request)
+            return api.generate(self.ckpt, self.checkpoint_path, request, self.engine)
 
     def drain(self, timeout: float) -> int:
         """Wait up to ``timeout`` s for the requests under way; how many are left."""

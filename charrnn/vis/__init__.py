@@ -46,11 +46,12 @@ def check_text(text: str, vocab, max_chars: int = MAX_CHARS) -> None:
         )
 
 
-def build(ckpt, checkpoint_path: str, text: str, max_chars: int = MAX_CHARS) -> dict:
-    """Everything the page shows, JSON-ready (see page.py for how each part is drawn)."""
+def build(ckpt, checkpoint_path: str, text: str, max_chars: int = MAX_CHARS, engine=None) -> dict:
+    """Everything the page shows, JSON-ready (see page.py for how each part is drawn);
+    ``engine`` runs the cells (None: the default)."""
     check_text(text, ckpt.vocab, max_chars)
     ids = ckpt.vocab.encode(text)
-    tr = trace.record(ckpt.params, ckpt.model_cfg, ids)
+    tr = trace.record(ckpt.params, ckpt.model_cfg, ids, engine=engine)
     found = search.rank(tr.series, text)
     return page_data(ckpt, checkpoint_path, text, ids, tr, found)
 

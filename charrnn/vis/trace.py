@@ -53,7 +53,7 @@ class Trace:
         return p
 
 
-def record(params: dict, cfg: ModelConfig, ids: np.ndarray, chunk: int = CHUNK) -> Trace:
+def record(params: dict, cfg: ModelConfig, ids: np.ndarray, chunk: int = CHUNK, engine=None) -> Trace:
     """Run one stream through ``ids`` (N,) from the zero state (as sampling starts) and
     keep every layer's states and the logits at every character, without dropout."""
     N = len(ids)
@@ -65,7 +65,7 @@ def record(params: dict, cfg: ModelConfig, ids: np.ndarray, chunk: int = CHUNK) 
     for start in range(0, N, chunk):
         x = np.asarray(ids[start : start + chunk], dtype=np.int64)[None, :]
         T = x.shape[1]
-        out, state, (_, _, caches) = model._forward(params, cfg, x, state, 0.0, None, True)
+        out, state, (_, _, caches) = model._forward(params, cfg, x, state, 0.0, None, True, engine=engine)
         logits[start : start + T] = out[:, :, 0]  # (T,V,1)
         for k, (cache, _mask, _D) in enumerate(caches):
             for j, s in enumerate(names):

@@ -1,0 +1,87 @@
+"""Engines: interchangeable implementations of the cells' step-by-step work.
+
+- ``numpy``: plain NumPy calls (engines/numpy_engine.py). The reference: every other
+  engine is tested against it, and it runs wherever NumPy does.
+- ``numba``: each step of each cell compiled into one pass (engines/numba_engine.py),
+  with the optional extra ``pip install 'charrnn[fast]'``.
+
+``auto`` takes numba when it imports and NumPy otherwise. The CHARRNN_ENGINE
+environment variable names the engine used where none is named (``--engine``'s
+default, and the library's). Nothing here imports numba until an engine is asked for,
+so ``import charrnn`` and ``charrnn --help`` stay quick.
+"""
+
+from __future__ import annotations
+
+import os
+
+from charrnn.engines.base import CellOps, Engine
+from charrnn.errors import UsageError
+
+NAMES = ("auto", "numpy", "numba")
+ENV = "CHARRNN_ENGINE"
+FAST_EXTRA = "pip install 'charrnn[fast]'"
+
+SLOW_WARM_UP = 1.0  # seconds of compiling worth a note (numba's first run; later runs load its cache)
+
+__all__ = ["CellOps", "Engine", "NAMES", "ENV", "get", "default_name", "numba_missing", "warm_up"]
+
+_loaded: dict[str, Engine] = {}
+
+
+def default_name() -> str:
+    """The engine asked for when none is named: $CHARRNN_ENGINE, else auto."""
+    return os.environ.get(ENV, "").strip().lower() or "auto"
+
+
+def numba_missing() -> str | None:
+    """Why the numba engine cannot load here (None: it can)."""
+    try:
+        _load("numba")
+    except ImportError as exc:
+        return str(exc)
+    return None
+
+
+def _load(name: str) -> Engine:
+    if name not in _loaded:
+        if name == "numpy":
+            from charrnn.engines import numpy_engine as module
+        else:
+            from charrnn.engines import numba_engine as module
+        _loaded[name] = module.ENGINE
+    return _loaded[name]
+
+
+def get(name: str | None = None, note=None) -> Engine:
+    """The engine called ``name`` (numpy, numba or auto; None: default_name()).
+
+    ``auto`` falls back to NumPy when numba cannot be imported and then calls
+    ``note`` (if given) with one line saying so. Naming numba where it is missing is a
+    UsageError that says how to install it."""
+    name = default_name() if name is None else name
+    if name not in NAMES:
+        raise UsageError(f"unknown engine {name!r}; choose one of {', '.join(NAMES)}")
+    if name == "numpy":
+        return _load("numpy")
+    missing = numba_missing()
+    if missing is None:
+        return _load("numba")
+    if name == "numba":
+        raise UsageError(f"the numba engine needs numba, which cannot be imported here ({missing}); {FAST_EXTRA}")
+    if note is not None:
+        note(f"note: using the NumPy engine: numba is not installed ({FAST_EXTRA} for the faster numba engine)")
+    return _load("numpy")
+
+
+def warm_up(engine: Engine, cell: str, report=None) -> float:
+    """Make ``engine`` ready to run ``cell`` now, so that compiling is neither inside a
+    timed step nor a surprise: numba compiles its kernels on their first run (once per
+    machine: later runs load them from its cache). ``report`` hears of it when it took
+    SLOW_WARM_UP seconds or more. Returns the seconds it took."""
+    if engine.warm_up is None:
+        return 0.0
+    seconds = engine.warm_up((cell,))
+    if report is not None and seconds >= SLOW_WARM_UP:
+        report(f"note: compiled the {engine.name} engine's {cell} kernels in {seconds:.1f}s; later runs reuse them")
+    return seconds

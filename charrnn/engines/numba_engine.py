@@ -1,0 +1,157 @@
+"""The numba engine: the NumPy engine's recurrences with each step's elementwise work
+compiled into one kernel call (engines/numba_kernels.py).
+
+Each step of each recurrence is one BLAS call (the recurrent product, as in the NumPy
+engine) and one kernel call that does everything else of that step: the gates, the
+state update, and in the backward pass all their derivatives. Layouts, arguments and
+results are those of engines/numpy_engine.py, whose docstrings give the equations;
+tests/test_engines.py holds the two engines to each other.
+
+The kernels are compiled the first time they run and cached on disk by numba: in a
+``__pycache__`` beside this package when it is writable, else in numba's user-wide
+cache directory ($NUMBA_CACHE_DIR, or ~/.cache/numba). ``warm_up`` compiles (or
+loads) the float32 kernels of a cell ahead of their first real use.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from charrnn.engines import numba_kernels as k
+from charrnn.engines.base import CellOps, Engine
+from charrnn.engines.numpy_engine import recurrent_weights
+
+# ----------------------------------------------------------------------------- rnn
+
+
+def rnn_forward(Zx, Wh, extra, state, train=True):
+    (h0,) = state
+    T, H, B = Zx.shape
+    WhT = np.ascontiguousarray(Wh.T)
+    hs = np.empty((T + 1, H, B), dtype=Zx.dtype)
+    hs[0] = h0
+    hW = np.empty((H, B), dtype=Zx.dtype)
+    for t in range(T):
+        np.matmul(WhT, hs[t], out=hW)  # (H,H)@(H,B)
+        k.rnn_forward_step(Zx, hW, hs, t)
+    return hs, (hs,) if train else None, (hs[T].copy(),)
+
+
+def rnn_backward(dHs, cache, Wh):
+    (hs,) = cache
+    T, H, B = dHs.shape
+    dh_next = np.zeros((H, B), dtype=dHs.dtype)
+    for t in range(T - 1, -1, -1):
+        k.rnn_backward_step(dHs, dh_next, hs, t)  # dHs[t] becomes da_t
+        np.matmul(Wh, dHs[t], out=dh_next)  # (H,H)@(H,B)
+    return dHs, dHs, {}
+
+
+def rnn_step(a, hW, extra, state, tmp):
+    k.rnn_gen_step(a, state[0])
+
+
+# ---------------------------------------------------------------------------- lstm
+
+
+def lstm_forward(Zx, Wh, extra, state, train=True):
+    h0, c0 = state
+    T, G, B = Zx.shape
+    H = G // 4
+    WhT = recurrent_weights(Wh, 3 * H)
+    hs = np.empty((T + 1, H, B), dtype=Zx.dtype)
+    cs = np.empty((T + 1, H, B), dtype=Zx.dtype)
+    hs[0], cs[0] = h0, c0
+    hW = np.empty((G, B), dtype=Zx.dtype)
+    for t in range(T):
+        np.matmul(WhT, hs[t], out=hW)  # (4H,H)@(H,B)
+        k.lstm_forward_step(Zx, hW, cs, hs, t)
+    return hs, (hs, cs, Zx) if train else None, (hs[T].copy(), cs[T].copy())
+
+
+def lstm_backward(dHs, cache, Wh):
+    hs, cs, acts = cache
+    T, H, B = dHs.shape
+    dh_next = np.zeros((H, B), dtype=dHs.dtype)
+    dc = np.zeros((H, B), dtype=dHs.dtype)
+    for t in range(T - 1, -1, -1):
+        k.lstm_backward_step(dHs, dh_next, dc, acts, cs, t)  # acts[t] becomes da_t
+        np.matmul(Wh, acts[t], out=dh_next)  # (H,4H)@(4H,B)
+    return acts, acts, {}
+
+
+def lstm_step(a, hW, extra, state, tmp):
+    h, c = state
+    k.lstm_gen_step(a, h, c)
+
+
+# ----------------------------------------------------------------------------- gru
+
+
+def gru_forward(Zx, Wh, extra, state, train=True):
+    (h0,) = state
+    T, G, B = Zx.shape
+    H = G // 3
+    WhT = recurrent_weights(Wh, 2 * H)
+    hs = np.empty((T + 1, H, B), dtype=Zx.dtype)
+    hs[0] = h0
+    us = np.empty((T, H, B), dtype=Zx.dtype)
+    hW = np.empty((G, B), dtype=Zx.dtype)
+    bhn = np.ascontiguousarray(extra["bhn"], dtype=Zx.dtype)
+    for t in range(T):
+        np.matmul(WhT, hs[t], out=hW)  # (3H,H)@(H,B)
+        k.gru_forward_step(Zx, hW, bhn, hs, us, t)
+    return hs, (hs, us, Zx) if train else None, (hs[T].copy(),)
+
+
+def gru_backward(dHs, cache, Wh):
+    hs, us, acts = cache
+    T, H, B = dHs.shape
+    dR = np.empty((T, 3 * H, B), dtype=dHs.dtype)
+    mm = np.zeros((H, B), dtype=dHs.dtype)
+    carry = np.zeros((H, B), dtype=dHs.dtype)
+    for t in range(T - 1, -1, -1):
+        k.gru_backward_step(dHs, mm, carry, acts, hs, us, dR, t)  # acts[t] becomes dZx[t]
+        np.matmul(Wh, dR[t], out=mm)  # (H,3H)@(3H,B)
+    return acts, dR, {"bhn": dR[:, 2 * H :].sum(axis=(0, 2))}
+
+
+def gru_step(a, hW, extra, state, tmp):
+    k.gru_gen_step(a, hW, extra["bhn"], state[0])
+
+
+# ------------------------------------------------------------------ compiling
+
+
+def warm_up(cells=("rnn", "lstm", "gru"), dtype=np.float32) -> float:
+    """Run every kernel of ``cells`` once on a tiny input, so that numba compiles them
+    (or loads them from its cache) now rather than inside a timed step. Returns the
+    seconds it took."""
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(0)
+    H, T, B = 2, 2, 2
+    for name in cells:
+        spec = ENGINE.cells[name]
+        G = {"rnn": 1, "lstm": 4, "gru": 3}[name] * H
+        Wh = rng.standard_normal((H, G)).astype(dtype)
+        extra = {"bhn": np.zeros(H, dtype=dtype)} if name == "gru" else {}
+        state = tuple(np.zeros((H, B), dtype=dtype) for _ in range(2 if name == "lstm" else 1))
+        hs, cache, _ = spec.forward(rng.standard_normal((T, G, B)).astype(dtype), Wh, extra, state, True)
+        spec.backward(np.ones((T, H, B), dtype=dtype), cache, Wh)
+        gen_extra = {"bhn": np.zeros((H, 1), dtype=dtype)} if name == "gru" else {}
+        gen_state = tuple(np.zeros((H, 1), dtype=dtype) for _ in state)
+        spec.step(np.zeros((G, 1), dtype=dtype), np.zeros((G, 1), dtype=dtype), gen_extra, gen_state, None)
+    return time.perf_counter() - t0
+
+
+ENGINE = Engine(
+    name="numba",
+    cells={
+        "rnn": CellOps(rnn_forward, rnn_backward, rnn_step),
+        "lstm": CellOps(lstm_forward, lstm_backward, lstm_step),
+        "gru": CellOps(gru_forward, gru_backward, gru_step),
+    },
+    warm_up=warm_up,
+)

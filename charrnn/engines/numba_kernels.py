@@ -1,0 +1,271 @@
+"""The numba engine's compiled kernels: each cell's step, forward and backward, as one
+pass over its (H,B) block, and the elementwise work around the all-steps products.
+
+Every kernel is the equation of the NumPy engine (engines/numpy_engine.py, whose
+docstrings state them) written as loops, so that one pass computes what takes the
+NumPy engine five to fifteen calls. The loops run over the B streams innermost, which
+are contiguous, so LLVM vectorises them.
+
+tanh is the one transcendental function of the recurrences (σ(x) = 0.5 tanh(x/2) + 0.5
+with the σ rows pre-halved, as in the NumPy engine). In float32 it is a rational
+approximation that vectorises (Eigen's float tanh: x P(x²) / Q(x²), the argument
+clamped to ±7.9053); its error against float64 tanh is bounded by TANH_MAX_ERROR over
+the whole float32 range and tested there (tests/test_engines.py). In float64, which
+only the gradient checks use, it is libm's tanh: the kernels then compute the same
+function as the NumPy engine to float64 rounding, so the checks test their equations.
+
+Compilation options: ``error_model="numpy"`` lets a division vectorise (Python's error
+model checks every divisor for zero); ``fastmath={"contract"}`` allows fused
+multiply-adds only. The full fastmath set also assumes no NaN and no infinity, which
+could turn a diverging NaN into a finite number and hide it from the divergence
+guard; without it a NaN input gives a NaN output (tested). ``nogil`` lets the thread
+shards (parallel.py) run kernels side by side. ``cache=True`` keeps the machine code
+on disk (see engines/numba_engine.py for where).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, types
+from numba.extending import overload
+
+OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": {"contract"}}
+
+# Eigen's float tanh (Eigen/src/Core/MathFunctionsImpl.h): x P(x²) / Q(x²) on [-CLAMP, CLAMP]
+_A = (
+    4.89352455891786e-03,
+    6.37261928875436e-04,
+    1.48572235717979e-05,
+    5.12229709037114e-08,
+    -8.60467152213735e-11,
+    2.00018790482477e-13,
+    -2.76076847742355e-16,
+)
+_B = (4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04, 1.19825839466702e-06)
+CLAMP = 7.90531110763549805  # beyond it the rational function leaves [-1, 1]
+SATURATE = 9.0  # float32 tanh(x) rounds to ±1 beyond about 9.01: return exactly ±1 there
+TINY = 0.0004  # below it tanh(x) = x to within x²/3 < 2^-24 relative; the rational form loses bits on denormals
+# The documented bound on the float32 approximation, tested over the whole float32 range
+# (tests/test_engines.py): at most 4 units in the last place of 1.0 from float64 tanh,
+# and within 4 units in the last place of the result relative to it. NaN stays NaN.
+TANH_MAX_ERROR = 4 * 2.0**-23
+TANH_MAX_REL_ERROR = 4 * 2.0**-23
+
+
+def tanh_(x):
+    """tanh for the kernels: the rational approximation in float32, libm's in float64."""
+    return math.tanh(x)
+
+
+@overload(tanh_, jit_options={"fastmath": {"contract"}, "error_model": "numpy"})
+def _tanh_overload(x):
+    if x != types.float32:
+        return lambda x: math.tanh(x)
+    a0, a1, a2, a3, a4, a5, a6 = (np.float32(c) for c in _A)
+    b0, b1, b2, b3 = (np.float32(c) for c in _B)
+    hi, lo, sat, tiny = np.float32(CLAMP), np.float32(-CLAMP), np.float32(SATURATE), np.float32(TINY)
+    one = np.float32(1.0)
+
+    def tanh32(x):
+        y = x
+        if y > hi:  # written as comparisons, not min/max: a NaN fails both and stays NaN
+            y = hi
+        elif y < lo:
+            y = lo
+        y2 = y * y
+        p = y2 * a6 + a5
+        p = y2 * p + a4
+        p = y2 * p + a3
+        p = y2 * p + a2
+        p = y2 * p + a1
+        p = y2 * p + a0
+        q = y2 * b3 + b2
+        q = y2 * q + b1
+        q = y2 * q + b0
+        r = y * p / q
+        if x > sat:
+            r = one
+        elif x < -sat:
+            r = -one
+        elif x < tiny and x > -tiny:
+            r = x
+        return r
+
+    return tanh32
+
+
+@njit(**OPTIONS)
+def tanh_array(x, out):
+    """out = tanh_(x) elementwise, for 1-d arrays (the approximation's tests)."""
+    for i in range(x.shape[0]):
+        out[i] = tanh_(x[i])
+
+
+# ------------------------------------------------------------------ recurrences
+#
+# Training arrays are (T,F,B), step t's block contiguous: Z/A (T,G,B) the input
+# pre-activations, overwritten with the gate activations and then their gradients; hs
+# and cs (T+1,H,B) with entry 0 the carried state. hW (G,B) is this step's recurrent
+# product Wh^T h_{t-1} (σ rows halved), made by a BLAS call between kernels. Passing
+# whole arrays and t costs less per call than passing the step's slices.
+
+
+@njit(**OPTIONS)
+def rnn_forward_step(Z, hW, hs, t):
+    """h_t = tanh(Z[t] + hW)."""
+    _, H, B = hs.shape
+    for j in range(H):
+        for b in range(B):
+            hs[t + 1, j, b] = tanh_(Z[t, j, b] + hW[j, b])
+
+
+@njit(**OPTIONS)
+def rnn_backward_step(dH, dh_next, hs, t):
+    """dH[t] becomes da_t = (dH[t] + dh_next) * (1 - h_t²)."""
+    _, H, B = dH.shape
+    one = hs.dtype.type(1.0)
+    for j in range(H):
+        for b in range(B):
+            h = hs[t + 1, j, b]
+            dH[t, j, b] = (dH[t, j, b] + dh_next[j, b]) * (one - h * h)
+
+
+@njit(**OPTIONS)
+def lstm_forward_step(Z, hW, cs, hs, t):
+    """Z[t] + hW -> gates [i,f,o,g] (written over Z[t]); c_t = f c_{t-1} + i g;
+    h_t = o tanh(c_t)."""
+    _, H, B = hs.shape
+    half = hs.dtype.type(0.5)
+    for j in range(H):
+        for b in range(B):
+            i = half * tanh_(Z[t, j, b] + hW[j, b]) + half
+            f = half * tanh_(Z[t, H + j, b] + hW[H + j, b]) + half
+            o = half * tanh_(Z[t, 2 * H + j, b] + hW[2 * H + j, b]) + half
+            g = tanh_(Z[t, 3 * H + j, b] + hW[3 * H + j, b])
+            c = f * cs[t, j, b] + i * g
+            Z[t, j, b] = i
+            Z[t, H + j, b] = f
+            Z[t, 2 * H + j, b] = o
+            Z[t, 3 * H + j, b] = g
+            cs[t + 1, j, b] = c
+            hs[t + 1, j, b] = o * tanh_(c)
+
+
+@njit(**OPTIONS)
+def lstm_backward_step(dH, dh_next, dc, A, cs, t):
+    """From the gates A[t] and dh_t = dH[t] + dh_next, write da_t over A[t] and carry
+    dc (in: dc_{t+1} f_{t+1}, out: dc_t f_t)::
+
+        do = dh tanh(c_t)            dc = dc + dh o (1 - tanh²(c_t))
+        di = dc g,  df = dc c_{t-1},  dg = dc i
+        da = [di i(1-i), df f(1-f), do o(1-o), dg (1-g²)]
+    """
+    _, H, B = dH.shape
+    one = dH.dtype.type(1.0)
+    for j in range(H):
+        for b in range(B):
+            i = A[t, j, b]
+            f = A[t, H + j, b]
+            o = A[t, 2 * H + j, b]
+            g = A[t, 3 * H + j, b]
+            dh = dH[t, j, b] + dh_next[j, b]
+            tc = tanh_(cs[t + 1, j, b])
+            d_c = dc[j, b] + dh * o * (one - tc * tc)
+            A[t, j, b] = d_c * g * i * (one - i)
+            A[t, H + j, b] = d_c * cs[t, j, b] * f * (one - f)
+            A[t, 2 * H + j, b] = dh * tc * o * (one - o)
+            A[t, 3 * H + j, b] = d_c * i * (one - g * g)
+            dc[j, b] = d_c * f
+
+
+@njit(**OPTIONS)
+def gru_forward_step(Z, hW, bhn, hs, us, t):
+    """[r, z] = σ(Z[t] + hW) over the first 2H rows; u_t = hW_n + bhn (kept in us[t]);
+    n = tanh(Z_n[t] + r u_t); h_t = (1 - z) n + z h_{t-1}. Z[t] becomes [r, z, n]."""
+    _, H, B = hs.shape
+    half = hs.dtype.type(0.5)
+    for j in range(H):
+        bias = bhn[j]
+        for b in range(B):
+            r = half * tanh_(Z[t, j, b] + hW[j, b]) + half
+            z = half * tanh_(Z[t, H + j, b] + hW[H + j, b]) + half
+            u = hW[2 * H + j, b] + bias
+            n = tanh_(Z[t, 2 * H + j, b] + r * u)
+            h = hs[t, j, b]
+            Z[t, j, b] = r
+            Z[t, H + j, b] = z
+            Z[t, 2 * H + j, b] = n
+            us[t, j, b] = u
+            hs[t + 1, j, b] = n + z * (h - n)
+
+
+@njit(**OPTIONS)
+def gru_backward_step(dH, mm, carry, A, hs, us, dR, t):
+    """dh_t = dH[t] + mm + carry, where mm = Wh dR_{t+1} (the BLAS call before) and carry
+    = dh_{t+1} z_{t+1} (this kernel's, one step earlier). Writes dZx[t] = [da_r, da_z,
+    da_n] over A[t], dR[t] = [da_r, da_z, du], and carry = dh_t z::
+
+        da_n = dh (1 - z)(1 - n²),  du = da_n r,  da_r = da_n u r (1 - r)
+        da_z = dh (h_{t-1} - n) z (1 - z)
+    """
+    _, H, B = dH.shape
+    one = dH.dtype.type(1.0)
+    for j in range(H):
+        for b in range(B):
+            r = A[t, j, b]
+            z = A[t, H + j, b]
+            n = A[t, 2 * H + j, b]
+            dh = dH[t, j, b] + mm[j, b] + carry[j, b]
+            dan = dh * (one - z) * (one - n * n)
+            dar = dan * us[t, j, b] * r * (one - r)
+            daz = dh * (hs[t, j, b] - n) * z * (one - z)
+            A[t, j, b] = dar
+            A[t, H + j, b] = daz
+            A[t, 2 * H + j, b] = dan
+            dR[t, j, b] = dar
+            dR[t, H + j, b] = daz
+            dR[t, 2 * H + j, b] = dan * r
+            carry[j, b] = dh * z
+
+
+# ------------------------------------------------------------------- generation
+#
+# The K-stream stepper's elementwise steps: a (G,K) holds the complete pre-activation
+# (the GRU: Zx, with hW = Wh^T h apart), states are (H,K), updated in place.
+
+
+@njit(**OPTIONS)
+def rnn_gen_step(a, h):
+    H, K = h.shape
+    for j in range(H):
+        for k in range(K):
+            h[j, k] = tanh_(a[j, k])
+
+
+@njit(**OPTIONS)
+def lstm_gen_step(a, h, c):
+    H, K = h.shape
+    half = h.dtype.type(0.5)
+    for j in range(H):
+        for k in range(K):
+            i = half * tanh_(a[j, k]) + half
+            f = half * tanh_(a[H + j, k]) + half
+            o = half * tanh_(a[2 * H + j, k]) + half
+            g = tanh_(a[3 * H + j, k])
+            cn = f * c[j, k] + i * g
+            c[j, k] = cn
+            h[j, k] = o * tanh_(cn)
+
+
+@njit(**OPTIONS)
+def gru_gen_step(a, hW, bhn, h):
+    H, K = h.shape
+    half = h.dtype.type(0.5)
+    for j in range(H):
+        for k in range(K):
+            r = half * tanh_(a[j, k] + hW[j, k]) + half
+            z = half * tanh_(a[H + j, k] + hW[H + j, k]) + half
+            n = tanh_(a[2 * H + j, k] + r * (hW[2 * H + j, k] + bhn[j, 0]))
+            h[j, k] = n + z * (h[j, k] - n)

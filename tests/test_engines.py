@@ -1,0 +1,218 @@
+"""The engines against each other and the numba engine's approximation.
+
+The gradient checks (test_gradcheck.py) and the reference forward tests
+(test_reference.py) run on every engine in float64. Here: in float32, where the numba
+engine uses its rational tanh, its logits, gradients and generation steps equal the
+NumPy engine's to float32 rounding; the approximation stays within its documented
+bound over the whole float32 range; and choosing an engine works as the CLI promises.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import ENGINES, ok, run, train
+
+from charrnn import checkpoint, engines, model
+from charrnn.config import ModelConfig
+from charrnn.stepper import Stepper
+
+needs_numba = pytest.mark.skipif(
+    engines.numba_missing() is not None, reason="numba is not installed (pip install 'charrnn[fast]')"
+)
+REL = 1e-5  # float32 agreement between engines, relative to each array's largest entry
+
+
+def _close(a, b, what):
+    scale = max(float(np.abs(b).max()), 1e-30)
+    err = float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max()) / scale
+    assert err <= REL, f"{what}: max difference {err:.2e} of the largest entry"
+
+
+def _setup(cell, n_layers, B=8, T=64, V=20, H=48, seed=0):
+    rng = np.random.default_rng(seed)
+    cfg = ModelConfig(cell=cell, vocab_size=V, hidden_size=H, n_layers=n_layers, dropout=0.25)
+    params = model.init_params(cfg, rng)
+    # off the init point as training moves it: weights at their scale (recurrences that
+    # neither explode nor are chaotic, where any rounding difference grows without
+    # bound) and biases large enough that some gates saturate
+    for name, p in params.items():
+        scale = 1.0 if name.split(".")[-1] in ("b", "by", "bhn") else 1.0 / np.sqrt(H)
+        p += rng.normal(0, scale, p.shape).astype(np.float32)
+    x, y = rng.integers(0, V, (2, B, T))
+    state = [
+        tuple(rng.uniform(-0.9, 0.9, (B, H)).astype(np.float32) for _ in layer) for layer in model.init_hidden(cfg, B)
+    ]
+    return cfg, params, x, y, state
+
+
+@needs_numba
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_numba_equals_numpy_in_float32_over_a_chunk(cell, n_layers):
+    cfg, params, x, y, state = _setup(cell, n_layers)
+    out = {}
+    for name in ("numpy", "numba"):
+        rng = np.random.default_rng(5)  # the same dropout masks on both
+        e = engines.get(name)
+        loss, grads, new_state = model.loss_and_grads(params, cfg, x, y, state, cfg.dropout, rng, engine=e)
+        logits, _, _ = model.forward(params, cfg, x, state, engine=e)
+        out[name] = (loss, grads, new_state, logits)
+    (l0, g0, s0, z0), (l1, g1, s1, z1) = out["numpy"], out["numba"]
+    assert l1 == pytest.approx(l0, rel=REL)
+    _close(z1, z0, "logits")
+    for k in g0:
+        _close(g1[k], g0[k], f"gradient of {k}")
+    for layer0, layer1 in zip(s0, s1):
+        for a0, a1 in zip(layer0, layer1):
+            _close(a1, a0, "carried state")
+
+
+@needs_numba
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("K", [1, 4])
+def test_numba_generation_equals_training_forward_in_float32(cell, K):
+    cfg, params, x, _, state = _setup(cell, 2, B=K, T=20)
+    logits, _, _ = model.forward(params, cfg, x, state, engine=engines.get("numpy"))
+    stepper = Stepper(params, cfg, state, engine=engines.get("numba"))
+    for t in range(x.shape[1]):
+        _close(stepper.step(x[:, t]), logits[t], f"logits at step {t}")
+
+
+# ------------------------------------------------------------- the approximation
+
+
+def _tanh32(x: np.ndarray) -> np.ndarray:
+    from charrnn.engines import numba_kernels
+
+    out = np.empty_like(x)
+    numba_kernels.tanh_array(x, out)
+    return out
+
+
+def _errors(x: np.ndarray) -> tuple[float, float]:
+    """Largest absolute and relative error of the approximation on x against float64 tanh."""
+    ref = np.tanh(x.astype(np.float64))
+    err = np.abs(_tanh32(x).astype(np.float64) - ref)
+    nz = ref != 0
+    return float(err.max()), float((err[nz] / np.abs(ref[nz])).max()) if nz.any() else 0.0
+
+
+@needs_numba
+def test_tanh_approximation_bound_over_the_whole_float32_range():
+    from charrnn.engines.numba_kernels import SATURATE, TANH_MAX_ERROR, TANH_MAX_REL_ERROR, TINY
+
+    worst_abs = worst_rel = 0.0
+    # every float32 where the rational function is evaluated, both signs by symmetry of
+    # the code (tested below on the sweep) ...
+    lo, hi = (int(np.float32(v).view(np.uint32)) for v in (TINY, SATURATE))
+    for start in range(lo, hi + 1, 1 << 24):
+        x = np.arange(start, min(start + (1 << 24), hi + 1), dtype=np.uint32).view(np.float32)
+        a, r = _errors(x)
+        worst_abs, worst_rel = max(worst_abs, a), max(worst_rel, r)
+    # ... and a sweep of all 2^32 bit patterns: both signs, zeros, denormals, huge values, infinities
+    bits = np.arange(0, 2**32, 4099, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    finite_or_inf = bits[~np.isnan(bits)]
+    a, r = _errors(finite_or_inf)
+    worst_abs, worst_rel = max(worst_abs, a), max(worst_rel, r)
+    assert worst_abs <= TANH_MAX_ERROR, worst_abs
+    assert worst_rel <= TANH_MAX_REL_ERROR, worst_rel
+
+
+@needs_numba
+def test_tanh_approximation_keeps_nan_signs_and_limits():
+    special = np.array([np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, -1e-45, 3.4e38, -3.4e38], np.float32)
+    out = _tanh32(special)
+    assert np.isnan(out[:2]).all()  # a diverging run stays visibly diverged
+    assert out[2] == 1.0 and out[3] == -1.0 and out[8] == 1.0 and out[9] == -1.0
+    assert out[4] == 0 and not np.signbit(out[4]) and np.signbit(out[5])
+    assert out[6] == special[6] and out[7] == special[7]
+    x = np.linspace(-12, 12, 10001, dtype=np.float32)
+    assert np.array_equal(_tanh32(-x), -_tanh32(x))  # odd, as the dense test assumes
+
+
+@needs_numba
+def test_a_nan_in_training_still_reads_as_divergence():
+    cfg, params, x, y, state = _setup("lstm", 2)
+    params["l0.Wh"][3, 5] = np.nan
+    loss, _, _ = model.loss_and_grads(params, cfg, x, y, state, 0.0, None, engine=engines.get("numba"))
+    assert not np.isfinite(loss)
+
+
+# ------------------------------------------------------------------- selection
+
+
+def test_import_and_help_do_not_import_numba():
+    code = (
+        "import sys, charrnn, charrnn.cli; from click.testing import CliRunner; "
+        "CliRunner().invoke(charrnn.cli.cli, ['--help']); print('numba' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_auto_falls_back_to_numpy_with_one_note(monkeypatch):
+    monkeypatch.setattr(engines, "numba_missing", lambda: "No module named 'numba'")
+    notes = []
+    assert engines.get("auto", note=notes.append).name == "numpy"
+    assert len(notes) == 1 and "numba is not installed" in notes[0] and "charrnn[fast]" in notes[0]
+    with pytest.raises(Exception, match=r"charrnn\[fast\]"):
+        engines.get("numba")
+
+
+def test_the_environment_names_the_default(monkeypatch):
+    monkeypatch.setenv(engines.ENV, "numpy")
+    assert engines.get().name == "numpy"
+    monkeypatch.setenv(engines.ENV, "cuda")
+    with pytest.raises(Exception, match="unknown engine 'cuda'"):
+        engines.get()
+
+
+def test_naming_a_missing_numba_is_a_usage_error(tiny_corpus, tmp_path, monkeypatch):
+    from helpers import fails
+
+    monkeypatch.setattr(engines, "numba_missing", lambda: "No module named 'numba'")
+    line = fails(train(tiny_corpus, tmp_path / "ck", "--engine", "numba"), 2, "pip install 'charrnn[fast]'")
+    assert "numba" in line
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_engine_is_recorded_and_shown(tiny_corpus, tmp_path, engine):
+    ck = tmp_path / "ck"
+    ok(train(tiny_corpus, ck, "--engine", engine))
+    assert checkpoint.load(str(ck / "latest.npz")).progress["engine"] == engine
+    with open(ck / "metrics.jsonl") as f:
+        assert {json.loads(line)["engine"] for line in f} == {engine}
+    assert f"on the {engine} engine" in ok(run("info", ck)).output
+    assert json.loads(ok(run("info", ck, "--json")).output)["engine"] == engine
+
+
+@needs_numba
+def test_resuming_with_the_other_engine_says_the_figures_differ(tiny_corpus, tmp_path):
+    ck = tmp_path / "ck"
+    ok(train(tiny_corpus, ck, "--engine", "numpy"))
+    result = ok(run("train", tiny_corpus, "--checkpoint-dir", ck, "--resume", "--max-steps", "15", "--engine", "numba"))
+    assert "trained on the numpy engine and goes on with the numba engine" in result.stderr
+    assert checkpoint.load(str(ck / "latest.npz")).progress["engine"] == "numba"
+
+
+@pytest.mark.parametrize("command", ["sample", "eval", "vis"])
+def test_every_reading_command_takes_the_engine(tiny_corpus, tmp_path, command):
+    ck = tmp_path / "ck"
+    ok(train(tiny_corpus, ck))
+    args = {
+        "sample": ["sample", "-c", ck, "-n", "20", "--engine", "numpy"],
+        "eval": ["eval", "-c", ck, "--engine", "numpy"],
+        "vis": ["vis", "-c", ck, "--text", "the cat", "-o", tmp_path / "p.html", "--engine", "numpy"],
+    }[command]
+    ok(run(*args))
+    bad = run(*args[:-1], "nope")
+    assert bad.exit_code == 2 and "nope" in bad.stderr
+
+
+def test_engine_names_match_the_checkpoint_check():
+    assert set(checkpoint.ENGINE_NAMES) == set(engines.NAMES) - {"auto"}
