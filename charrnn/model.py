@@ -171,20 +171,23 @@ def _one_hot_rows(X_ids: np.ndarray, V: int, dtype) -> np.ndarray:
     return onehot
 
 
-def _input_preactivations(cfg, params, k, X_ids, D_below, onehot):
+def _input_preactivations(cfg, params, k, X_ids, D_below, onehot, embed=None):
     """Z_k (T,G,B) for all steps at once; the σ-gate rows come out halved, as the
     engines expect (cells.gate_scale).
 
     Layer 0 is an embedding lookup. Gathering rows gives (T,B,G), and turning that into
     (T,G,B) costs a transposing copy; for a small vocabulary the one-hot product
     table^T (G,V) @ onehot_t (V,B) makes the right layout directly and costs less, and
-    its 0/1 matrix serves the gradient too."""
+    its 0/1 matrix serves the gradient too. An engine may look the columns up itself
+    (``embed``, Engine.embed), which costs less than either."""
     Wx, b = params[f"l{k}.Wx"], params[f"l{k}.b"]
     scale = cells.gate_scale(cfg.spec, cfg.hidden_size, Wx.dtype)
     T, B = X_ids.shape
     if k == 0:
         table = Wx + b if scale is None else (Wx + b) * scale  # (V,G): bias folded in
         tableT = np.ascontiguousarray(table.T)  # (G,V)
+        if embed is not None:
+            return embed(tableT, X_ids)
         if onehot is not None:
             V = onehot.shape[0]
             return np.matmul(tableT, onehot.reshape(V, T, B).transpose(1, 0, 2))  # -> (T,G,B)
@@ -213,15 +216,17 @@ def _engine(engine: Engine | None) -> Engine:
 
 def _forward(params, cfg: ModelConfig, x, state, dropout, rng, train, stop=None, engine: Engine | None = None):
     """forward() with logits (T,V,B) and the cache the backward pass needs."""
-    ops = _engine(engine).cells[cfg.cell]
+    engine = _engine(engine)
+    ops = engine.cells[cfg.cell]
     X_ids = np.ascontiguousarray(x.T)  # (T,B)
     dtype = params["Why"].dtype
-    onehot = _one_hot_rows(X_ids, cfg.vocab_size, dtype) if cfg.vocab_size <= ONE_HOT_MAX_V else None
+    small = cfg.vocab_size <= ONE_HOT_MAX_V and (train or engine.embed is None)  # the gradient needs it too
+    onehot = _one_hot_rows(X_ids, cfg.vocab_size, dtype) if small else None
     D = None
     caches, new_state = [], []
     for k in range(cfg.n_layers):
         _check(stop)
-        Zx = _input_preactivations(cfg, params, k, X_ids, D, onehot)
+        Zx = _input_preactivations(cfg, params, k, X_ids, D, onehot, engine.embed)
         s_in = tuple(np.ascontiguousarray(s.T, dtype=dtype) for s in state[k])  # (B,H) -> (H,B)
         hs, cache, s = ops.forward(Zx, params[f"l{k}.Wh"], layer_extra(cfg, params, k), s_in, train)
         del Zx  # without train, the gates are garbage now: free them before the next layer's

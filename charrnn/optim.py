@@ -59,10 +59,23 @@ def init_state(name: str, params: dict[str, np.ndarray]) -> dict[str, np.ndarray
     return {f"{slot}.{k}": np.zeros_like(p) for slot in SLOTS[name] for k, p in params.items()}
 
 
-def update(name: str, params, grads, state, lr: float, t: int, lr_scales: dict | None = None, *, beta2: float) -> None:
+def update(
+    name: str,
+    params,
+    grads,
+    state,
+    lr: float,
+    t: int,
+    lr_scales: dict | None = None,
+    *,
+    beta2: float,
+    adam_kernel=None,
+) -> None:
     """Apply one update in place. ``t`` is the 1-based step number (Adam's bias correction).
     ``lr_scales`` multiplies the learning rate of the parameters it names (not for sgd);
-    ``beta2`` is Adam's (TrainConfig.adam_beta2)."""
+    ``beta2`` is Adam's (TrainConfig.adam_beta2). ``adam_kernel(p, g, m, v, b1, b2, step,
+    denom_scale, eps)``, when given (an engine's), does one parameter's Adam update in
+    one pass, the same arithmetic as below."""
     base = lr
     for k, p in params.items():
         g = grads[k]
@@ -74,6 +87,9 @@ def update(name: str, params, grads, state, lr: float, t: int, lr_scales: dict |
         if name == "adam":
             b1, b2 = ADAM_BETA1, beta2
             v = state[f"v.{k}"]
+            if adam_kernel is not None:
+                adam_kernel(p, g, m, v, b1, b2, lr / (1 - b1**t), 1.0 / np.sqrt(1 - b2**t), EPS)
+                continue
             m *= b1
             m += (1 - b1) * g
             v *= b2

@@ -276,7 +276,17 @@ def train_step(run: Run, st: TrainState, streams: data.Streams, stop=None) -> fl
         st.rng.bit_generator.state = rng_state
         raise
     scales = model.lr_scales(run.model_cfg)
-    optim.update(cfg.optimizer, st.params, grads, st.opt_state, lr, st.step + 1, scales, beta2=cfg.adam_beta2)
+    optim.update(
+        cfg.optimizer,
+        st.params,
+        grads,
+        st.opt_state,
+        lr,
+        st.step + 1,
+        scales,
+        beta2=cfg.adam_beta2,
+        adam_kernel=run.engine.adam,
+    )
     st.epoch, st.chunk, st.hidden = epoch, chunk + 1, new_hidden
     st.step += 1
     st.smoothed_loss = loss if st.smoothed_loss is None else SMOOTHING * st.smoothed_loss + (1 - SMOOTHING) * loss

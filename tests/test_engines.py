@@ -216,3 +216,35 @@ def test_every_reading_command_takes_the_engine(tiny_corpus, tmp_path, command):
 
 def test_engine_names_match_the_checkpoint_check():
     assert set(checkpoint.ENGINE_NAMES) == set(engines.NAMES) - {"auto"}
+
+
+@needs_numba
+def test_numba_adam_equals_numpy_adam():
+    from charrnn import optim
+
+    rng = np.random.default_rng(0)
+    params = {"w": rng.normal(0, 1, (40, 30)).astype(np.float32), "b": rng.normal(0, 1, 30).astype(np.float32)}
+    runs = {}
+    for name, kernel in (("numpy", None), ("numba", engines.get("numba").adam)):
+        p = {k: v.copy() for k, v in params.items()}
+        state = optim.init_state("adam", p)
+        for t in range(1, 6):
+            grads = {k: np.random.default_rng(t).normal(0, 1, v.shape).astype(np.float32) for k, v in p.items()}
+            optim.update("adam", p, grads, state, 1e-2, t, {"w": 2.0}, beta2=0.99, adam_kernel=kernel)
+        runs[name] = (p, state)
+    for k in params:
+        _close(runs["numba"][0][k], runs["numpy"][0][k], f"parameter {k}")
+    for k in runs["numpy"][1]:
+        _close(runs["numba"][1][k], runs["numpy"][1][k], f"optimizer state {k}")
+
+
+@needs_numba
+def test_numba_lookup_equals_the_one_hot_product():
+    cfg, params, x, _, state = _setup("gru", 1, V=600)  # above the one-hot limit too
+    for V in (20, 600):
+        cfg_v = ModelConfig(cell="gru", vocab_size=V, hidden_size=cfg.hidden_size, n_layers=1)
+        p = model.init_params(cfg_v, np.random.default_rng(1))
+        ids = np.random.default_rng(2).integers(0, V, x.shape)
+        a, _, _ = model.forward(p, cfg_v, ids, state[:1], engine=engines.get("numpy"))
+        b, _, _ = model.forward(p, cfg_v, ids, state[:1], engine=engines.get("numba"))
+        _close(b, a, f"logits, V={V}")

@@ -28,5 +28,9 @@ class Engine:
     cells: dict[str, CellOps]
     # (cells) -> seconds: compile (or load) what running these cells needs; None: nothing to do
     warm_up: Callable | None = field(default=None)
+    # (tableT (G,V), ids (T,B)) -> Zx (T,G,B): the first layer's lookup; None: model.py's one-hot product
+    embed: Callable | None = field(default=None)
+    # one parameter's Adam update in one pass (optim.update's adam_kernel); None: NumPy's
+    adam: Callable | None = field(default=None)
     # one stream's whole generation step, compiled (stepper.py); None: the K-stream stepper serves it
     stream: Callable | None = field(default=None)

@@ -122,6 +122,17 @@ def gru_step(a, hW, extra, state, tmp):
     k.gru_gen_step(a, hW, extra["bhn"], state[0])
 
 
+# --------------------------------------------------------------- all-steps work
+
+
+def embed(tableT, X_ids):
+    """The first layer's Zx (T,G,B): column X_ids[t,b] of tableT (G,V) per position."""
+    T, B = X_ids.shape
+    Z = np.empty((T, tableT.shape[0], B), dtype=tableT.dtype)
+    k.embed(tableT, X_ids, Z)
+    return Z
+
+
 # ------------------------------------------------------------------ compiling
 
 
@@ -143,6 +154,10 @@ def warm_up(cells=("rnn", "lstm", "gru"), dtype=np.float32) -> float:
         gen_extra = {"bhn": np.zeros((H, 1), dtype=dtype)} if name == "gru" else {}
         gen_state = tuple(np.zeros((H, 1), dtype=dtype) for _ in state)
         spec.step(np.zeros((G, 1), dtype=dtype), np.zeros((G, 1), dtype=dtype), gen_extra, gen_state, None)
+    embed(np.zeros((2 * H, 3), dtype=dtype), np.zeros((T, B), dtype=np.int64))
+    for shape in ((H,), (H, H)):  # Adam's update, on vectors and matrices
+        p, g, m, v = (np.zeros(shape, dtype=dtype) for _ in range(4))
+        k.adam_update(p, g, m, v, 0.9, 0.999, 1e-3, 1.0, 1e-8)
     return time.perf_counter() - t0
 
 
@@ -154,4 +169,6 @@ ENGINE = Engine(
         "gru": CellOps(gru_forward, gru_backward, gru_step),
     },
     warm_up=warm_up,
+    embed=embed,
+    adam=k.adam_update,
 )

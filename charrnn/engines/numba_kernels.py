@@ -230,6 +230,38 @@ def gru_backward_step(dH, mm, carry, A, hs, us, dR, t):
             carry[j, b] = dh * z
 
 
+@njit(**OPTIONS)
+def embed(tableT, X, Z):
+    """Z[t, :, b] = tableT[:, X[t, b]]: the first layer's input pre-activations, a column
+    of the (G,V) table per position, written in the (T,G,B) layout the cells read."""
+    T, G, B = Z.shape
+    for t in range(T):
+        for g in range(G):
+            for b in range(B):
+                Z[t, g, b] = tableT[g, X[t, b]]
+
+
+# -------------------------------------------------------------------- optimizer
+
+
+@njit(**OPTIONS)
+def adam_update(p, g, m, v, b1, b2, step, denom_scale, eps):
+    """optim.update's Adam for one parameter, in one pass instead of a dozen: m = b1 m +
+    (1-b1) g; v = b2 v + (1-b2) g²; p -= step m / (sqrt(v) denom_scale + eps). The
+    scalars are rounded to the arrays' type first, as NumPy does with Python floats."""
+    P, G, M, W = p.reshape(p.size), g.reshape(g.size), m.reshape(m.size), v.reshape(v.size)
+    t = p.dtype.type
+    b1, b2, c1, c2 = t(b1), t(b2), t(1.0 - b1), t(1.0 - b2)
+    step, denom_scale, eps = t(step), t(denom_scale), t(eps)
+    for i in range(P.shape[0]):
+        gi = G[i]
+        mi = M[i] * b1 + c1 * gi
+        vi = W[i] * b2 + c2 * (gi * gi)
+        M[i] = mi
+        W[i] = vi
+        P[i] -= step * mi / (math.sqrt(vi) * denom_scale + eps)
+
+
 # ------------------------------------------------------------------- generation
 #
 # The K-stream stepper's elementwise steps: a (G,K) holds the complete pre-activation
