@@ -133,10 +133,25 @@ class _Picker:
         self.rngs, self.V, self.top_k, self.top_p, self.greedy = rngs, V, top_k, top_p, greedy
         self.noise, self.i = None, self.BLOCK
 
+    def noise_rows(self, most: int) -> np.ndarray:
+        """A single stream's noise for its next steps, as ``one`` would use it step by
+        step: (m,V) with 1 <= m <= most, the rest of the current block (greedy: zeros,
+        drawing none)."""
+        if self.greedy:
+            return np.zeros((min(most, self.BLOCK), self.V))
+        if self.i == self.BLOCK:
+            self._refill()
+        m = min(most, self.BLOCK - self.i)
+        self.i += m
+        return self.noise[self.i - m : self.i, 0]
+
+    def _refill(self) -> None:
+        self.noise = np.stack([rng.gumbel(size=(self.BLOCK, self.V)) for rng in self.rngs], axis=1)  # (BLOCK,K,V)
+        self.i = 0
+
     def _next_noise(self) -> np.ndarray:
         if self.i == self.BLOCK:
-            self.noise = np.stack([rng.gumbel(size=(self.BLOCK, self.V)) for rng in self.rngs], axis=1)
-            self.i = 0
+            self._refill()
         self.i += 1
         return self.noise[self.i - 1]  # (K,V)
 
@@ -275,21 +290,53 @@ def _steps(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, rngs,
 
 def _one_stream(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, rngs, stop, engine=None):
     """_steps for one stream, character by character: the same draws, without the
-    per-step lists that K streams need."""
+    per-step lists that K streams need. Where the engine compiles one stream's whole
+    step (Engine.stream: the layers, the output layer and the draw), the characters
+    after the first come from it a block at a time (as many as the noise block has
+    rows left), so Python's work per character is one yield."""
     if n == 0:
         return
+    engine = engines.get() if engine is None else engine
     last, stepper, pick = _start(params, cfg, vocab, seed, temperature, top_k, top_p, greedy, rngs, engine)
-    row = last[0]  # (V,)
     chars = vocab.chars
-    tail = ""
+    i = pick.one(last[0])
+    yield chars[i]
+    if engine.stream is not None:
+        yield from _compiled_stream(engine.stream(stepper), i, n - 1, vocab, pick, stop)
+        return
+    tail = chars[i][-len(stop) :] if stop else ""
     ids = np.zeros(1, dtype=np.int64)
-    for _ in range(n):
-        i = pick.one(row)
+    for _ in range(n - 1):
+        if stop and tail == stop:
+            return
+        ids[0] = i
+        i = pick.one(stepper.step(ids)[0])
         ch = chars[i]
         yield ch
         if stop:
             tail = (tail + ch)[-len(stop) :]
-            if tail == stop:
-                return
-        ids[0] = i
-        row = stepper.step(ids)[0]
+
+
+def _compiled_stream(stream, first: int, n: int, vocab: Vocab, pick: _Picker, stop: str | None):
+    """The characters after ``first`` (at most n) from an engine's compiled stream."""
+    chars = vocab.chars
+    lookup = {ch: j for j, ch in enumerate(chars)}
+    if stop and all(ch in lookup for ch in stop):
+        stop_ids = np.array([lookup[ch] for ch in stop], dtype=np.int64)
+    else:  # a stop text with characters the model never draws never ends a sample
+        stop_ids = np.zeros(0, dtype=np.int64)
+    recent = np.full(len(stop_ids), -1, dtype=np.int64)
+    if len(stop_ids):
+        recent[-1] = first
+        if np.array_equal(recent, stop_ids):
+            return
+    out = np.empty(_Picker.BLOCK, dtype=np.int64)
+    x, left = first, n
+    while left > 0:
+        noise = pick.noise_rows(left)  # (m,V): this block's rows not used yet
+        m = noise.shape[0]
+        drawn = stream.run(x, noise, pick.top_k, pick.top_p, pick.greedy, stop_ids, recent, out[:m])
+        yield from (chars[j] for j in out[:drawn].tolist())
+        if drawn < m:  # the stop text was drawn
+            return
+        x, left = int(out[drawn - 1]), left - drawn

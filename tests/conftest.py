@@ -1,8 +1,31 @@
-"""Shared fixtures: small corpora written by the tests themselves (no ../shared needed)."""
+"""Shared fixtures: small corpora written by the tests themselves (no ../shared needed),
+and a user cache of the suite's own."""
+
+import os
 
 import pytest
 from click.testing import CliRunner
 from helpers import make_text
+
+from charrnn import engines
+
+
+@pytest.fixture(scope="session", autouse=True)
+def user_cache(tmp_path_factory):
+    """The suite's own $XDG_CACHE_HOME, where the once-per-machine note that numba is
+    missing counts as already shown: where numba is not installed, every command falls
+    back to NumPy silently, whichever test runs first (tests/test_engines.py shows
+    the note with an empty cache of its own)."""
+    cache = tmp_path_factory.mktemp("cache")
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(cache)
+    os.makedirs(engines.cache_dir())
+    open(os.path.join(engines.cache_dir(), engines.FALLBACK_NOTED), "w").close()
+    yield cache
+    if old is None:
+        del os.environ["XDG_CACHE_HOME"]
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
 
 
 @pytest.fixture

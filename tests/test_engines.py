@@ -155,13 +155,27 @@ def test_import_and_help_do_not_import_numba():
     assert out.strip() == "False"
 
 
-def test_auto_falls_back_to_numpy_with_one_note(monkeypatch):
+def test_auto_falls_back_to_numpy_with_a_note_the_first_time(monkeypatch, tmp_path):
     monkeypatch.setattr(engines, "numba_missing", lambda: "No module named 'numba'")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # a machine that has not seen the note
     notes = []
+    assert engines.get("auto", note=notes.append).name == "numpy"
     assert engines.get("auto", note=notes.append).name == "numpy"
     assert len(notes) == 1 and "numba is not installed" in notes[0] and "charrnn[fast]" in notes[0]
     with pytest.raises(Exception, match=r"charrnn\[fast\]"):
         engines.get("numba")
+
+
+def test_the_fallback_note_reaches_stderr_once(tiny_corpus, tmp_path, monkeypatch):
+    monkeypatch.setattr(engines, "numba_missing", lambda: "No module named 'numba'")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv(engines.ENV, raising=False)
+    first = ok(train(tiny_corpus, tmp_path / "a"))  # -q: notes are quiet, the marker is not written
+    assert "numba is not installed" not in first.stderr
+    second = ok(run("train", tiny_corpus, "--checkpoint-dir", tmp_path / "b", "--max-steps", "2", "--time-limit", "0"))
+    third = ok(run("train", tiny_corpus, "--checkpoint-dir", tmp_path / "c", "--max-steps", "2", "--time-limit", "0"))
+    assert second.stderr.count("numba is not installed") == 1
+    assert "numba is not installed" not in third.stderr
 
 
 def test_the_environment_names_the_default(monkeypatch):

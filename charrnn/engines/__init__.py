@@ -5,7 +5,8 @@
 - ``numba``: each step of each cell compiled into one pass (engines/numba_engine.py),
   with the optional extra ``pip install 'charrnn[fast]'``.
 
-``auto`` takes numba when it imports and NumPy otherwise. The CHARRNN_ENGINE
+``auto`` takes numba when it imports and NumPy otherwise, and says so once on a
+machine where numba is missing (a marker file in the user's cache directory). The CHARRNN_ENGINE
 environment variable names the engine used where none is named (``--engine``'s
 default, and the library's). Nothing here imports numba until an engine is asked for,
 so ``import charrnn`` and ``charrnn --help`` stay quick.
@@ -57,8 +58,8 @@ def get(name: str | None = None, note=None) -> Engine:
     """The engine called ``name`` (numpy, numba or auto; None: default_name()).
 
     ``auto`` falls back to NumPy when numba cannot be imported and then calls
-    ``note`` (if given) with one line saying so. Naming numba where it is missing is a
-    UsageError that says how to install it."""
+    ``note`` (if given) with one line saying so, the first time on this machine.
+    Naming numba where it is missing is a UsageError that says how to install it."""
     name = default_name() if name is None else name
     if name not in NAMES:
         raise UsageError(f"unknown engine {name!r}; choose one of {', '.join(NAMES)}")
@@ -69,9 +70,36 @@ def get(name: str | None = None, note=None) -> Engine:
         return _load("numba")
     if name == "numba":
         raise UsageError(f"the numba engine needs numba, which cannot be imported here ({missing}); {FAST_EXTRA}")
-    if note is not None:
-        note(f"note: using the NumPy engine: numba is not installed ({FAST_EXTRA} for the faster numba engine)")
+    if note is not None and _first_fallback():
+        note(
+            f"note: using the NumPy engine: numba is not installed ({FAST_EXTRA} for the faster numba engine; "
+            f"this note is shown once)"
+        )
     return _load("numpy")
+
+
+def cache_dir() -> str:
+    """charrnn's directory in the user's cache ($XDG_CACHE_HOME/charrnn or ~/.cache/charrnn)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "charrnn")
+
+
+FALLBACK_NOTED = "numpy-engine-noted"  # in cache_dir(): the fallback note was shown here once
+
+
+def _first_fallback() -> bool:
+    """Is this the first fallback to NumPy on this machine? Marks it as seen; where the
+    marker cannot be written, every fallback is the first."""
+    marker = os.path.join(cache_dir(), FALLBACK_NOTED)
+    if os.path.exists(marker):
+        return False
+    try:
+        os.makedirs(os.path.dirname(marker), exist_ok=True)
+        with open(marker, "w", encoding="utf-8") as f:
+            f.write("charrnn showed its note that numba is missing; delete this file to see it again\n")
+    except OSError:
+        pass
+    return True
 
 
 def warm_up(engine: Engine, cell: str, report=None) -> float:

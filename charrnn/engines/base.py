@@ -32,5 +32,6 @@ class Engine:
     embed: Callable | None = field(default=None)
     # one parameter's Adam update in one pass (optim.update's adam_kernel); None: NumPy's
     adam: Callable | None = field(default=None)
-    # one stream's whole generation step, compiled (stepper.py); None: the K-stream stepper serves it
+    # (Stepper) -> an object whose draw(x, noise, top_k, top_p, greedy) reads character x and
+    # returns the next: one stream's whole step in one call; None: the Stepper and sampling's picker
     stream: Callable | None = field(default=None)

@@ -133,13 +133,60 @@ def embed(tableT, X_ids):
     return Z
 
 
+# ------------------------------------------------------------------ one stream
+
+CELL_CODES = {"rnn": 0, "lstm": 1, "gru": 2}  # numba_kernels.stream_step's ``cell``
+
+
+class Stream:
+    """One stream's generation compiled: every layer, the output layer and the draw of
+    each character (numba_kernels.stream_step), a block of characters per call, from
+    the weights a Stepper laid out (stepper.py). Each draw is what sampling._Picker.one
+    would draw from the Stepper's logits, to float32 rounding."""
+
+    def __init__(self, stepper):
+        cfg = stepper.cfg
+        H, L, G = cfg.hidden_size, cfg.n_layers, cfg.gates
+        dtype = stepper.table.dtype
+        self.cell = CELL_CODES[cfg.cell]
+        self.rows = stepper.rows if stepper.rows is not None else np.ascontiguousarray(stepper.table.T)  # (V,G)
+        if cfg.spec.adds_recurrent:  # the Stepper stacks [Wx; Wh]^T above layer 0: split it again
+            Wx = [stepper.WT[k][:, :H] for k in range(1, L)]
+            Wh = [stepper.WhT[0]] + [stepper.WT[k][:, H:] for k in range(1, L)]
+        else:
+            Wx, Wh = stepper.WxT[1:], stepper.WhT
+        self.Wx = np.ascontiguousarray(np.stack(Wx)) if Wx else np.zeros((0, G, H), dtype=dtype)  # (L-1,G,H)
+        self.Wh = np.ascontiguousarray(np.stack(Wh))  # (L,G,H)
+        self.b = np.stack([b[:, 0] for b in stepper.b[1:]]) if L > 1 else np.zeros((0, G), dtype=dtype)
+        self.bhn = np.zeros((L, H), dtype=dtype)
+        if "bhn" in cfg.spec.extra:
+            self.bhn[...] = [e["bhn"][:, 0] for e in stepper.extra]
+        self.Wy = np.ascontiguousarray(stepper.WyT[:, :H])  # (V,H), temperature folded in
+        self.by = np.ascontiguousarray(stepper.WyT[:, H])
+        self.h = np.stack([s[0][:, 0] for s in stepper.state])  # (L,H)
+        self.h_next = np.empty_like(self.h)
+        self.c = np.stack([s[1][:, 0] for s in stepper.state]) if len(cfg.spec.state) > 1 else np.zeros_like(self.h)
+        self.logits = np.empty(self.Wy.shape[0], dtype=dtype)
+
+    def run(self, x: int, noise, top_k: int, top_p: float, greedy: bool, stop, recent, out) -> int:
+        """Draw up to len(out) characters after ``x`` (numba_kernels.stream_run): noise
+        (len(out),V) float64 gives each draw's Gumbel noise; ``stop`` and ``recent``
+        (int64 ids) end the run after the stop text. Returns how many were drawn."""
+        return int(
+            k.stream_run(
+                self.cell, self.rows, self.Wx, self.Wh, self.b, self.bhn, self.Wy, self.by,
+                self.h, self.h_next, self.c, x, self.logits, noise, top_k, top_p, greedy, stop, recent, out,
+            )
+        )  # fmt: skip
+
+
 # ------------------------------------------------------------------ compiling
 
 
-def warm_up(cells=("rnn", "lstm", "gru"), dtype=np.float32) -> float:
+def warm_up(cells=("rnn", "lstm", "gru"), dtype=np.float32, stream: bool = True) -> float:
     """Run every kernel of ``cells`` once on a tiny input, so that numba compiles them
-    (or loads them from its cache) now rather than inside a timed step. Returns the
-    seconds it took."""
+    (or loads them from its cache) now rather than inside a timed step; with
+    ``stream``, the one-stream generation step too. Returns the seconds it took."""
     t0 = time.perf_counter()
     rng = np.random.default_rng(0)
     H, T, B = 2, 2, 2
@@ -155,6 +202,16 @@ def warm_up(cells=("rnn", "lstm", "gru"), dtype=np.float32) -> float:
         gen_state = tuple(np.zeros((H, 1), dtype=dtype) for _ in state)
         spec.step(np.zeros((G, 1), dtype=dtype), np.zeros((G, 1), dtype=dtype), gen_extra, gen_state, None)
     embed(np.zeros((2 * H, 3), dtype=dtype), np.zeros((T, B), dtype=np.int64))
+    if stream:
+        L, V, H = 2, 3, 2
+        for code in {CELL_CODES[name] for name in cells}:
+            G = (1, 4, 3)[code] * H
+            h, c = np.zeros((L, H), dtype=dtype), np.zeros((L, H), dtype=dtype)
+            z = lambda *shape: np.zeros(shape, dtype=dtype)  # noqa: E731
+            ids = np.zeros(1, dtype=np.int64)
+            weights = (z(V, G), z(L - 1, G, H), z(L, G, H), z(L - 1, G), z(L, H), z(V, H), z(V))
+            noise = np.zeros((1, V))
+            k.stream_run(code, *weights, h, h.copy(), c, 1, z(V), noise, 0, 0.9, False, ids, ids.copy(), ids.copy())
     for shape in ((H,), (H, H)):  # Adam's update, on vectors and matrices
         p, g, m, v = (np.zeros(shape, dtype=dtype) for _ in range(4))
         k.adam_update(p, g, m, v, 0.9, 0.999, 1e-3, 1.0, 1e-8)
@@ -169,6 +226,7 @@ ENGINE = Engine(
         "gru": CellOps(gru_forward, gru_backward, gru_step),
     },
     warm_up=warm_up,
+    stream=Stream,
     embed=embed,
     adam=k.adam_update,
 )

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, types
+from numba import njit, prange, types
 from numba.extending import overload
 
 OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": {"contract"}}
@@ -301,3 +301,209 @@ def gru_gen_step(a, hW, bhn, h):
             z = half * tanh_(a[H + j, k] + hW[H + j, k]) + half
             n = tanh_(a[2 * H + j, k] + r * (hW[2 * H + j, k] + bhn[j, 0]))
             h[j, k] = n + z * (h[j, k] - n)
+
+
+# ------------------------------------------------------------- one stream
+#
+# One stream's whole step, per character, in one call: every layer, the output layer
+# and the draw. Its cost is reading the weights once per character, so each layer is
+# one parallel loop over its H units that reads the rows of all of a unit's gates
+# (rows j, H+j, ... of W) and updates the unit; with the loop's static schedule each
+# of the CPU's cores reads the same rows every character, which stay in its own
+# cache. A layer reads its input (the layer below, this character) and its own state
+# (the previous character) from h_new and h_old, two buffers the caller swaps, since
+# a parallel loop must not overwrite what another iteration still reads.
+#
+#   rows (V,G)       layer 0's input part: row x of its table, bias included
+#   Wx (L-1,G,H)     each layer above: Wx^T, with bias b (L-1,G)
+#   Wh (L,G,H)       every layer's Wh^T
+#   Wy (V,H), by (V,)  the output layer, temperature folded in
+# σ rows are halved, as everywhere. ``reassoc`` lets the dot products vectorise.
+
+STREAM_OPTIONS = {**OPTIONS, "parallel": True, "fastmath": {"contract", "reassoc"}}
+
+
+@njit(**STREAM_OPTIONS)
+def _lstm_layer(Wx, x, Wh, h_prev, bias, bhn, c, h):
+    """c, h (H,) of one LSTM layer from its input x (K,) (K = 0: all in bias) and h_prev."""
+    H, K = h.shape[0], x.shape[0]
+    half = h.dtype.type(0.5)
+    for j in prange(H):
+        a0, a1, a2, a3 = bias[j], bias[H + j], bias[2 * H + j], bias[3 * H + j]
+        for i in range(K):
+            xi = x[i]
+            a0 += Wx[j, i] * xi
+            a1 += Wx[H + j, i] * xi
+            a2 += Wx[2 * H + j, i] * xi
+            a3 += Wx[3 * H + j, i] * xi
+        for i in range(H):
+            hi = h_prev[i]
+            a0 += Wh[j, i] * hi
+            a1 += Wh[H + j, i] * hi
+            a2 += Wh[2 * H + j, i] * hi
+            a3 += Wh[3 * H + j, i] * hi
+        ig = half * tanh_(a0) + half
+        fg = half * tanh_(a1) + half
+        og = half * tanh_(a2) + half
+        cn = fg * c[j] + ig * tanh_(a3)
+        c[j] = cn
+        h[j] = og * tanh_(cn)
+
+
+@njit(**STREAM_OPTIONS)
+def _rnn_layer(Wx, x, Wh, h_prev, bias, bhn, c, h):
+    H, K = h.shape[0], x.shape[0]
+    for j in prange(H):
+        a = bias[j]
+        for i in range(K):
+            a += Wx[j, i] * x[i]
+        for i in range(H):
+            a += Wh[j, i] * h_prev[i]
+        h[j] = tanh_(a)
+
+
+@njit(**STREAM_OPTIONS)
+def _gru_layer(Wx, x, Wh, h_prev, bias, bhn, c, h):
+    """The n gate keeps its input and recurrent sums apart: n = tanh(Wx_n x + b_n +
+    r (Wh_n h + bhn))."""
+    H, K = h.shape[0], x.shape[0]
+    half = h.dtype.type(0.5)
+    for j in prange(H):
+        r, z, nx, nh = bias[j], bias[H + j], bias[2 * H + j], bhn[j]
+        for i in range(K):
+            xi = x[i]
+            r += Wx[j, i] * xi
+            z += Wx[H + j, i] * xi
+            nx += Wx[2 * H + j, i] * xi
+        for i in range(H):
+            hi = h_prev[i]
+            r += Wh[j, i] * hi
+            z += Wh[H + j, i] * hi
+            nh += Wh[2 * H + j, i] * hi
+        r = half * tanh_(r) + half
+        z = half * tanh_(z) + half
+        n = tanh_(nx + r * nh)
+        h[j] = n + z * (h_prev[j] - n)
+
+
+@njit(**{**STREAM_OPTIONS, "parallel": False})
+def _output(Wy, by, h, logits):
+    """logits = Wy h + by; a few dozen rows: one core reads them faster than two start."""
+    V, H = Wy.shape
+    for v in range(V):
+        a = by[v]
+        for i in range(H):
+            a += Wy[v, i] * h[i]
+        logits[v] = a
+
+
+@njit(**OPTIONS)
+def _argmax(x):
+    best = 0
+    for i in range(1, x.shape[0]):
+        if x[i] > x[best]:
+            best = i
+    return best
+
+
+@njit(**OPTIONS)
+def pick(row, noise, top_k, top_p, greedy):
+    """sampling._Picker.one, compiled: the Gumbel-max draw from softmax(row) (V,)
+    float32 with noise (V,) float64, after top-k and top-p; the same arithmetic in the
+    same types as sampling.keep_mask."""
+    best_logit = _argmax(row)
+    if greedy:
+        return best_logit
+    V = row.shape[0]
+    z = np.empty(V, dtype=np.float64)
+    for v in range(V):
+        z[v] = row[v] + noise[v]
+    best = _argmax(z)
+    if best == best_logit:  # every filter keeps the most likely character
+        return best
+    keep = np.ones(V, dtype=np.bool_)
+    if 0 < top_k < V:
+        kth = np.partition(row, V - top_k)[V - top_k]
+        for v in range(V):
+            keep[v] = row[v] >= kth
+    if top_p < 1:
+        m = -np.inf
+        for v in range(V):
+            if keep[v] and row[v] > m:
+                m = row[v]
+        p = np.empty(V, dtype=row.dtype)
+        for v in range(V):
+            p[v] = np.exp(row[v] - m) if keep[v] else row.dtype.type(0.0)
+        # keep_mask keeps character j unless the characters no likelier than j hold at
+        # most (1 - top_p) of the mass. Where that sum is clearly above the threshold
+        # (beyond any float32 rounding of the sorted sums), the winner is kept: no sort.
+        below, total = 0.0, 0.0
+        for v in range(V):
+            total += p[v]
+            if p[v] <= p[best]:
+                below += p[v]
+        if keep[best] and below > (1.0 - top_p) * total * (1.0 + 1e-4) + 1e-30:
+            return best
+        ranked = np.sort(p)
+        tail = np.cumsum(ranked)
+        least = ranked[np.searchsorted(tail, row.dtype.type(1.0 - top_p) * tail[-1], side="right")]
+        for v in range(V):
+            keep[v] = keep[v] and p[v] >= least
+    if keep[best]:
+        return best
+    for v in range(V):
+        if not keep[v]:
+            z[v] = -np.inf
+    return _argmax(z)
+
+
+@njit(**OPTIONS)
+def stream_step(cell, rows, Wx, Wh, b, bhn, Wy, by, h_old, h_new, c, x, logits, noise, top_k, top_p, greedy):
+    """Read character x and draw the next: every layer (cell 0 rnn, 1 lstm, 2 gru), the
+    logits (written to ``logits``) and the draw. h_new (L,H) receives the new states
+    from h_old (L,H); c (L,H) is the LSTM's cell state, updated in place."""
+    L, H = h_old.shape
+    none = np.empty((Wh.shape[1], 0), dtype=Wh.dtype)  # layer 0 has no input product
+    for k in range(L):
+        if k == 0:
+            Wxk, inp, bias = none, h_new[0, :0], rows[x]
+        else:
+            Wxk, inp, bias = Wx[k - 1], h_new[k - 1], b[k - 1]
+        if cell == 1:
+            _lstm_layer(Wxk, inp, Wh[k], h_old[k], bias, bhn[k], c[k], h_new[k])
+        elif cell == 2:
+            _gru_layer(Wxk, inp, Wh[k], h_old[k], bias, bhn[k], c[k], h_new[k])
+        else:
+            _rnn_layer(Wxk, inp, Wh[k], h_old[k], bias, bhn[k], c[k], h_new[k])
+    _output(Wy, by, h_new[L - 1], logits)
+    return pick(logits, noise, top_k, top_p, greedy)
+
+
+@njit(**OPTIONS)
+def stream_run(cell, rows, Wx, Wh, b, bhn, Wy, by, h, h2, c, x, logits, noise, top_k, top_p, greedy, stop, recent, out):
+    """Up to len(out) characters of one stream, from character x: stream_step after
+    stream_step, the i-th with noise[i] (greedy: no noise). ``recent`` (len(stop),)
+    holds the last ids drawn (-1 where none yet) and is kept up to date; the run ends
+    early, after the character that completes ``stop`` (ids; empty: never). Returns how
+    many were drawn into ``out``; the state ends in h (h2 is scratch)."""
+    n, S = out.shape[0], stop.shape[0]
+    a, z = h, h2
+    count = 0
+    while count < n:
+        x = stream_step(cell, rows, Wx, Wh, b, bhn, Wy, by, a, z, c, x, logits, noise[count], top_k, top_p, greedy)
+        a, z = z, a
+        out[count] = x
+        count += 1
+        if S:
+            for s in range(S - 1):
+                recent[s] = recent[s + 1]
+            recent[S - 1] = x
+            done = True
+            for s in range(S):
+                if recent[s] != stop[s]:
+                    done = False
+            if done:
+                break
+    if count % 2 == 1:
+        h[:] = h2
+    return count
