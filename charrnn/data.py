@@ -348,8 +348,8 @@ def eval_chunks(ids: np.ndarray, n_context: int, n_streams: int, warmup: int, ch
     is a target exactly once, in ``n_streams`` parallel streams.
 
     Each stream first reads up to ``warmup`` characters before its first target without
-    scoring them, so its hidden state is not cold where scoring starts (the earlier
-    context comes from the training text for the first stream). Yields (x, y, targets)
+    scoring them, so its hidden state is not cold where scoring starts (the first
+    stream's context comes from the end of the training text). Yields (x, y, targets)
     chunks of shape (B, <=chunk): targets holds the index in ``ids`` of each scored y,
     and -1 on warm-up and padding positions.
     """

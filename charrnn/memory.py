@@ -2,20 +2,21 @@
 temporaries in the process instead of returning them to the system after every step.
 
 Why: a step allocates and frees tens of megabytes of (T,G,B) arrays. glibc's malloc
-serves blocks above its mmap threshold (128 KB at first, raised adaptively) with
-fresh mmap'd pages and trims freed memory at the top of the heap, so every step
-faulted the same pages in again: for an LSTM 2x256 at batch 64, about 10,400 page
-faults and 30 ms of kernel time a step, a third of the step. Fixing both thresholds
-makes freed blocks reusable. The trim threshold is the largest glibc takes: at 128 MB,
-a step that frees more than that at once (an LSTM 2x448 on War and Peace) still gave
-the heap's top back after every step, 9,000 page faults each.
+serves blocks above its mmap threshold (128 KB at first, raised adaptively) with fresh
+mmap'd pages and trims freed memory at the top of the heap, so with its defaults every
+step faults the same pages in again, a large share of the step's time in the kernel.
+Fixing both thresholds makes freed blocks reusable. The trim threshold is the largest
+glibc takes, not its 128 MB ceiling for the automatic one: a step that frees more than
+that at once (an LSTM 2x448 on War and Peace) would still give the heap's top back, and
+fault it in again, every step.
 
-Nothing is returned to the system any more, so the peak resident size becomes the sum
-of each malloc arena's own peak. glibc gives each thread an arena of its own: the two
-shard threads and the main thread (validation) each kept their peak: 254 MB when
-training the default model on War and Peace. One arena for the whole process lets
-each reuse what the others freed: 194.8 MB. The shards allocate a few dozen large
-blocks a step, so sharing the arena's lock is cheap.
+Since nothing goes back to the system, the peak resident size is the sum of each malloc
+arena's own peak. glibc gives each thread an arena of its own, so the two shard threads
+and the main thread (validation) would each keep theirs; one arena for the whole process
+lets each reuse what the others freed. The shards allocate a few dozen large blocks a
+step, so sharing the arena's lock is cheap. The page faults and peaks, with and without
+each setting, are in benchmarks/RESULTS.md (Design alternatives, measured); tests/
+test_memory.py counts the faults.
 
 Only glibc has ``mallopt``; elsewhere, or when the user tunes malloc through the
 environment, this does nothing.

@@ -82,8 +82,8 @@ def test_scoring_calls_are_sized_by_the_vocabulary_and_the_model():
 
 
 def test_cold_start_memory_is_bounded_for_a_wide_model():
-    # 300 windows of an LSTM 2x384 in one call made a (64, 1536, 300) float32 array of
-    # 118 MB for each layer's gates; NumPy reports its allocations to tracemalloc
+    # 300 windows of an LSTM 2x384 in one call would make a (64, 1536, 300) float32 array
+    # of 118 MB for each layer's gates; NumPy reports its allocations to tracemalloc
     import tracemalloc
 
     rng = np.random.default_rng(0)

@@ -37,10 +37,10 @@ def memoryless_rate() -> float:
 
 
 # Each setting learns the task on every one of seeds 0-5 (the tanh RNN's on 0-11) with
-# the loss within 0.5% of the entropy-to-memoryless gap. The RNN's earlier setting
-# (H 32, lr 3e-2, 1,500 steps) learned on only some seeds, either all of the memory or
-# a quarter short of it, so that a change of the bias gradient's rounding (1e-7)
-# turned a pass into a failure: a test of luck, not of learning.
+# the loss within 0.5% of the entropy-to-memoryless gap. A setting that learns on only
+# some seeds (the tanh RNN at H 32, lr 3e-2, 1,500 steps learns all of the memory on
+# some and a quarter short of it on others) makes a test of luck, not of learning: a
+# change in the last bits of a gradient's rounding can turn a pass into a failure.
 @pytest.mark.parametrize(
     "cell,steps,lr,hidden", [("lstm", 1200, 3e-2, 32), ("gru", 1200, 3e-2, 32), ("rnn", 2000, 1e-2, 64)]
 )

@@ -39,8 +39,8 @@ def test_freed_arrays_are_reused_without_page_faults():
     ok, faults_on = _faults("on")
     _, faults_off = _faults("off")
     assert ok
-    # 10 steps of two 8 MB arrays: without the setting, glibc faults about 10,000
-    # pages in again (measured with glibc 2.36); with it, none
+    # 10 steps of two 8 MB arrays: without the setting, glibc gives them back to the
+    # system and faults all their pages in again every step; with it, none
     assert faults_off > 5_000
     assert faults_on < 500
 
@@ -48,8 +48,8 @@ def test_freed_arrays_are_reused_without_page_faults():
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 def test_a_step_larger_than_128_mb_is_not_given_back_after_every_step():
     # 21 arrays of 8 MB live at once, 168 MB: the step of an LSTM 2x448 on War and
-    # Peace frees about that much at once, and the old 128 MB trim threshold handed the
-    # heap's top back to the system after every step (112,980 faults over these 10)
+    # Peace frees about that much at once, more than a 128 MB trim threshold, which
+    # would hand the heap's top back to the system after every step
     ok, faults = _faults("on", arrays=21)
     assert ok
     assert faults < 500

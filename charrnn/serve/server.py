@@ -14,9 +14,9 @@ a lock around the model); the others wait their turn, roughly in order of arriva
 The model is read-only and each generation builds its own stepper, so several could
 run together, but on two cores it does not pay: one generation already keeps both busy
 (its matrix-vector products use both BLAS threads), and between them each step is a
-few dozen small NumPy calls holding the GIL. Two at once were 35-40% slower in total
-for the default LSTM 2x384, and their 99th-percentile latency tripled
-(``benchmarks/bench_serve.py``). A request's samples (``num_samples``) are one
+few dozen small NumPy calls holding the GIL. Two at once are slower in total than one
+after the other, with a far worse 99th-percentile latency
+(``python benchmarks/bench_serve.py --workers 1 2``). A request's samples (``num_samples``) are one
 batched pass; batching different requests together would need sampling.generate to
 take one seed per stream.
 """
@@ -105,7 +105,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = f"charrnn/{__version__}"
     timeout = READ_TIMEOUT
     # The headers and the body are two writes; with Nagle's algorithm the second waits
-    # for the client's delayed ACK of the first: 40 ms added to every answer.
+    # for the client's delayed ACK of the first, a delay added to every answer.
     disable_nagle_algorithm = True
     service: Service  # set on the subclass the server makes
 
