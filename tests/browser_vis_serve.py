@@ -20,6 +20,8 @@ import subprocess
 import tempfile
 import time
 
+from helpers import track
+
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 KEYS = {  # key -> (code, windowsVirtualKeyCode) for the keys the tests press
     "Tab": ("Tab", 9),
@@ -77,13 +79,15 @@ class Browser:
         if os.geteuid() == 0:
             args.append("--no-sandbox")  # Chromium refuses to run its sandbox as root
         self.log = open(os.path.join(self.profile, "chromium.log"), "w")
-        self.proc = subprocess.Popen(
-            [*args, "about:blank"],
-            preexec_fn=child_fds,
-            close_fds=False,  # Python's own descriptors are not inheritable; 3 and 4 are
-            stdin=subprocess.DEVNULL,
-            stdout=self.log,
-            stderr=self.log,
+        self.proc = track(  # killed with the fixture's scope even if close() is never reached
+            subprocess.Popen(
+                [*args, "about:blank"],
+                preexec_fn=child_fds,
+                close_fds=False,  # Python's own descriptors are not inheritable; 3 and 4 are
+                stdin=subprocess.DEVNULL,
+                stdout=self.log,
+                stderr=self.log,
+            )
         )
         os.close(child_in)
         os.close(child_out)

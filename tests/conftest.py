@@ -1,13 +1,19 @@
 """Shared fixtures: small corpora written by the tests themselves (no ../shared needed),
-and a user cache of the suite's own."""
+a user cache of the suite's own, and children that never outlive their test."""
 
 import os
+import signal
 
 import pytest
 from click.testing import CliRunner
-from helpers import make_text
+from helpers import _kill_what_is_left, _kill_what_the_test_started, make_text  # noqa: F401 (autouse fixtures)
 
 from charrnn import engines
+
+# Started from a background job, the suite inherits SIGINT ignored: Ctrl-C tests behave
+# as under a terminal only with Python's own handler back (children: helpers.spawn).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import subprocess
 
 import numpy as np
 import pytest
@@ -90,6 +91,20 @@ def fails(result, code: int, *fragments: str) -> str:
     return lines[-1]
 
 
+def interrupted(result, code: int, *fragments: str) -> str:
+    """The contract of a signal: exit ``code`` (128 + N), nothing on stdout, no traceback
+    and no "Error:" line (a signal is nobody's mistake), and a last line on stderr that
+    starts "note: interrupted". Returns that line."""
+    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert lines and lines[-1].startswith("note: interrupted"), result.stderr
+    assert not any(line.startswith("Error: ") for line in lines), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[-1], (fragment, lines[-1])
+    return lines[-1]
+
+
 def sha256(path) -> str:
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
@@ -125,3 +140,52 @@ def assert_same_run(a: checkpoint.Checkpoint, b: checkpoint.Checkpoint) -> None:
     pa.pop("elapsed"), pb.pop("elapsed")
     assert pa == pb  # step, epoch, chunk, smoothed_loss, best_val, last_val
     assert a.rng_state == b.rng_state
+
+
+# ------------------------------------------------------------------ child processes
+
+CHILDREN: list[subprocess.Popen] = []  # every process the tests started, killed once its test ends
+
+
+def default_signals() -> None:
+    """In a child, before exec: SIGINT and SIGTERM as a terminal's child would have them.
+    A suite started from a shell's background job runs with SIGINT ignored, which its
+    children would inherit, and a test that sends Ctrl-C would wait forever."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def spawn(cmd, **kwargs) -> subprocess.Popen:
+    """subprocess.Popen for a test: default signal handling in the child, and killed
+    when the test (or the fixture's scope) that started it ends, passed or failed."""
+    return track(subprocess.Popen(cmd, preexec_fn=default_signals, **kwargs))
+
+
+def track(proc: subprocess.Popen) -> subprocess.Popen:
+    CHILDREN.append(proc)
+    return proc
+
+
+def kill_children(since: int = 0) -> None:
+    """Kill the tracked children from index ``since`` on that are still running."""
+    while len(CHILDREN) > since:
+        proc = CHILDREN.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(autouse=True)
+def _kill_what_the_test_started():
+    """Children started by a test or its function-scoped fixtures die with the test;
+    those of module- and session-scoped fixtures (set up before this) are left to them."""
+    since = len(CHILDREN)
+    yield
+    kill_children(since)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _kill_what_is_left():
+    """Whatever a fixture's teardown did not stop, once the suite ends."""
+    yield
+    kill_children()

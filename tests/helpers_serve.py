@@ -11,14 +11,17 @@ import subprocess
 import sys
 import threading
 
+from helpers import spawn
+
 
 class ServerProcess:
     """`charrnn serve ... --port 0` in its own process; ``url`` and ``port`` come from
-    the line it prints on start. Everything it prints on stderr is kept in ``log``."""
+    the line it prints on start. Everything it prints on stderr is kept in ``log``. It
+    is killed when the test or fixture that started it ends (helpers.spawn)."""
 
     def __init__(self, *args: str, cwd=None):
         cmd = [sys.executable, "-m", "charrnn", "serve", "--port", "0", *map(str, args)]
-        self.proc = subprocess.Popen(
+        self.proc = spawn(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd
         )
         self.first_line = self.proc.stderr.readline()
