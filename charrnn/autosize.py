@@ -6,7 +6,11 @@ smaller model and more dropout than a 3 MB one. ``choose`` is a pure function of
 corpus size, the budget and the machine's measured speed; ``probe`` measures that
 speed in a few seconds by timing real training steps of two model sizes.
 
-The rule (derived from the grid of trainings in benchmarks/AUTOSIZE.md):
+A run limited by steps (--max-steps) is sized the same way by ``choose_for_steps``,
+for the characters its steps read, without measuring the machine.
+
+The rule (benchmarks/AUTOSIZE.md says why; the grid of trainings it was fitted to is in
+benchmarks/RESULTS.md):
 
 - A candidate is an LSTM of 2 layers and hidden size H from LADDER. Training it for the
   budget reads D = rate(H) x budget characters, and it has P(H) parameters.
@@ -39,8 +43,8 @@ DROPOUT_EPOCHS = 100.0
 EVAL_SHARE = 0.05  # of the budget spent validating, at most
 # Characters scored per second (cold-start windows included) over characters trained
 # per second: no backward pass, but each step is one call on 64 streams rather than two
-# shards in parallel. It was 3.0, which let validation take 6.7% of a ten-minute run
-# (README, Quality).
+# shards in parallel. Measured, not guessed: a guess too high lets validation take more
+# than EVAL_SHARE (benchmarks/RESULTS.md, Validation speed: charrnn eval against train).
 EVAL_SPEEDUP = 2.2
 EVALS = (2, 20)  # fewest and most validations in a run
 LR_AT_384 = 5e-3  # Adam's peak learning rate for H = 384; smaller models take larger steps
@@ -80,10 +84,10 @@ def candidate(hidden_size: int, vocab_size: int, dropout: float = 0.0) -> ModelC
 def chars_per_param(epochs: float) -> float:
     """Fewest characters a model must read per parameter in its budget, when that
     budget reads the training text ``epochs`` times. A text read about once is all
-    new to the model and a smaller model that makes more steps learns more of it (War
-    and Peace, 2 minutes: 2x192 at 8.4 characters per parameter and 1.5 epochs beat
-    2x256 at 3.0 and 0.9 by 5%); a text read several times favours the larger model
-    (tiny Shakespeare and tales: 2x256 at 3.0 beat 2x192 at 8.4)."""
+    new to the model and a smaller model that makes more steps learns more of it; a
+    text read several times favours the larger model (the grid of
+    benchmarks/autosize_grid.py: War and Peace against tiny Shakespeare and tales in
+    two minutes, benchmarks/RESULTS.md)."""
     low, high = FRESH_EPOCHS
     most, fewest = CHARS_PER_PARAM
     t = min(1.0, max(0.0, math.log(max(epochs, 1e-9) / low) / math.log(high / low)))
@@ -103,10 +107,9 @@ def dropout_for(epochs: float) -> float:
 
 def lr_for(hidden_size: int, epochs: float = math.inf) -> float:
     """Peak learning rate for hidden size H: LR_AT_384 x sqrt(384 / H), at most LR_MAX
-    (1,000 steps of an LSTM 2x128 on tiny Shakespeare: 1.734 nats/char at 3e-3, 1.655
-    at 6e-3; of a 2x384: 1.471 at 3e-3, 1.466 at 5e-3), times up to FEW_EPOCHS_LR for
-    a run that reads its text about once (War and Peace, 2 minutes, 1.4 epochs: 1.305
-    at 1.6x against 1.361; at 2.6 epochs and more, 1.6x was worse)."""
+    (smaller models learn faster with larger steps), times up to FEW_EPOCHS_LR for a run
+    that reads its text about once, where each step must count; with more passes the
+    larger rate is worse (benchmarks/RESULTS.md: the learning-rate rows and the grid)."""
     low, high = FEW_EPOCHS
     t = min(1.0, max(0.0, math.log(max(epochs, 1e-9) / low) / math.log(high / low)))
     factor = FEW_EPOCHS_LR + t * (1.0 - FEW_EPOCHS_LR)
@@ -115,11 +118,36 @@ def lr_for(hidden_size: int, epochs: float = math.inf) -> float:
 
 def eval_every(steps: float, val_chars: int, rate: float, budget: float) -> int:
     """Steps between validations: as many as EVALS allows, while validating the
-    ``val_chars`` held-out characters takes at most EVAL_SHARE of ``budget``."""
+    ``val_chars`` held-out characters takes at most EVAL_SHARE of ``budget`` seconds of
+    training at ``rate`` characters a second. Only rate x budget, the characters the
+    run trains on, matters: scoring runs EVAL_SPEEDUP times as fast as training."""
     seconds = val_chars / (EVAL_SPEEDUP * rate)
     affordable = EVAL_SHARE * budget / max(seconds, 1e-9)
     n = max(EVALS[0], min(EVALS[1], int(affordable)))
     return max(1, int(math.ceil(steps / n)))
+
+
+def _choose(n_chars: int, rate, budget: float, vocab_size: int, val_frac: float, batch_size: int, seq_len: int):
+    """The rule (module docstring) for a run that trains the model ``cfg`` at
+    ``rate(cfg)`` characters a second for ``budget`` seconds: (hidden size, epochs,
+    model fields, train fields)."""
+    from charrnn.model import n_params
+
+    train_chars = n_chars - round(n_chars * val_frac)
+    best = None
+    for H in LADDER:
+        cfg = candidate(H, vocab_size)
+        P, D = n_params(cfg), rate(cfg) * budget
+        enough = D >= chars_per_param(D / max(train_chars, 1)) * P
+        if best is None or (enough and P <= PARAMS_PER_CHAR * train_chars):
+            best = (H, D, rate(cfg))
+    H, D, speed = best
+    epochs = D / max(train_chars, 1)
+    dropout = dropout_for(epochs)
+    steps = D / (batch_size * seq_len)
+    model = {"cell": "lstm", "hidden_size": H, "n_layers": LAYERS, "dropout": dropout}
+    train = {"eval_every": eval_every(steps, n_chars - train_chars, speed, budget), "lr": lr_for(H, epochs)}
+    return H, epochs, model, train
 
 
 def choose(
@@ -135,27 +163,29 @@ def choose(
     """The model for a text of ``n_chars`` characters trained for ``budget`` seconds on a
     machine of ``speed`` (measured on the engine named ``engine``, which the reason
     names). Pure: the same arguments give the same choice."""
-    from charrnn.model import n_params
-
-    train_chars = n_chars - round(n_chars * val_frac)
-    best = None
-    for H in LADDER:
-        cfg = candidate(H, vocab_size)
-        P, D = n_params(cfg), speed.rate(cfg) * budget
-        enough = D >= chars_per_param(D / max(train_chars, 1)) * P
-        if best is None or (enough and P <= PARAMS_PER_CHAR * train_chars):
-            best = (H, P, D, speed.rate(cfg))
-    H, P, D, rate = best
-    epochs = D / max(train_chars, 1)
-    dropout = dropout_for(epochs)
-    steps = D / (batch_size * seq_len)
-    model = {"cell": "lstm", "hidden_size": H, "n_layers": LAYERS, "dropout": dropout}
-    train = {"eval_every": eval_every(steps, n_chars - train_chars, rate, budget), "lr": lr_for(H, epochs)}
+    H, epochs, model, train = _choose(n_chars, speed.rate, budget, vocab_size, val_frac, batch_size, seq_len)
+    rate = speed.rate(candidate(H, vocab_size))
     reason = (
-        f"auto: lstm {LAYERS}x{H}, dropout {dropout:g} for {n_chars / 1e6:.2g} M chars and "
+        f"auto: lstm {LAYERS}x{H}, dropout {model['dropout']:g} for {n_chars / 1e6:.2g} M chars and "
         f"{format_duration(budget)} at ~{rate / 1e3:.0f}k chars/s{f' on the {engine} engine' if engine else ''} "
         f"({epochs:.1f} epochs); "
         f"pass --hidden-size to choose yourself"
+    )
+    return Choice(model, train, reason)
+
+
+def choose_for_steps(
+    n_chars: int, steps: int, vocab_size: int, val_frac: float = 0.1, batch_size: int = 64, seq_len: int = 64
+) -> Choice:
+    """The model for a text of ``n_chars`` characters trained for ``steps`` steps of
+    ``batch_size`` x ``seq_len`` characters: the rule of ``choose`` for the characters
+    those steps read, whatever the model. No machine is measured, so a --max-steps run
+    chooses the same model everywhere."""
+    per_step = float(batch_size * seq_len)  # a "rate" of one step a second, for ``steps`` seconds
+    H, epochs, model, train = _choose(n_chars, lambda cfg: per_step, steps, vocab_size, val_frac, batch_size, seq_len)
+    reason = (
+        f"auto: lstm {LAYERS}x{H}, dropout {model['dropout']:g} for {n_chars / 1e6:.2g} M chars and "
+        f"{steps:,} steps ({epochs:.1f} epochs; the same on every machine); pass --hidden-size to choose yourself"
     )
     return Choice(model, train, reason)
 

@@ -34,13 +34,15 @@ def setting(
     choices=None,
     duration=False,
     resumable=False,
+    addable=False,
     cli=True,
 ):
     """A config field with what the validator and the CLI need to know about it.
 
     low/high bound the value ([low, high], either end open with low_open/high_open);
     choices lists the allowed strings; duration marks seconds written as 90s or 10m;
-    resumable fields may change when a run is resumed (when to stop and report)."""
+    resumable fields may change when a run is resumed (when to stop and report);
+    addable ones may be given as +N on the command line, N more than the run has done."""
     return field(
         default=default,
         metadata={
@@ -53,6 +55,7 @@ def setting(
             "choices": choices,
             "duration": duration,
             "resumable": resumable,
+            "addable": addable,
             "cli": cli,
         },
     )
@@ -64,9 +67,9 @@ class ModelConfig:
     vocab_size: int = setting(0, "Distinct characters of the training text (V).", low=1, cli=False)
     hidden_size: int = setting(
         384,
-        "Hidden units per layer (H). Without --cell, --hidden-size, --layers and --max-steps, the model "
-        "(and its dropout and lr) is chosen for the text, the time limit and this machine; the defaults "
-        "shown are for the other runs.",
+        "Hidden units per layer (H). Without --cell, --hidden-size and --layers, the model (and its dropout "
+        "and lr) is chosen for the text and the time limit on this machine, or for the text and --max-steps; "
+        "the defaults shown are for runs without either limit.",
         low=1,
     )
     n_layers: int = setting(2, "Stacked recurrent layers.", flag="--layers", low=1)
@@ -129,13 +132,22 @@ class TrainConfig:
     val_frac: float = setting(
         0.1, "Last fraction of the text held out for validation.", low=0, high=1, low_open=True, high_open=True
     )
-    max_steps: int = setting(0, "Stop after this many steps; 0 means no step limit.", low=0, resumable=True)
+    max_steps: int = setting(
+        0,
+        "Stop after this many steps in all; 0 means no step limit. +N: N more than the resumed run made. "
+        "Without a size option, the model is chosen for this many steps and the text (the same on every machine).",
+        low=0,
+        resumable=True,
+        addable=True,
+    )
     time_limit: float = setting(
         600.0,
-        "Stop when the run has trained this long in all, resumes included (90s, 10m, 1h); 0 means none.",
+        "Stop when the run has trained this long in all, resumes included (90s, 10m, 1h); 0 means none. "
+        "+20m: 20 minutes more than the resumed run has trained.",
         low=0,
         duration=True,
         resumable=True,
+        addable=True,
     )
     eval_every: int = setting(
         500, "Validate and checkpoint every this many steps (and at the end).", low=1, resumable=True

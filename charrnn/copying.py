@@ -51,6 +51,13 @@ measures it.
 The comparison is by characters, of the text as charrnn reads it (data.iter_text: CRLF
 as one line end, no byte-order mark), and offsets count those characters. A sample
 character that the training text lacks matches nothing.
+
+Lines: a text of short lines (a list of names) is copied a line at a time, and a
+copied name is shorter than any useful span. So the report also says, for each
+complete non-empty line of the sample that holds generated characters (the sample is
+taken to start at a line start), whether it is a *whole line* of the training text:
+"\n" + line + "\n" occurs in it, or it is the text's first or last line. Each line
+is one lookup in the same index (its matching statistic at the line's leading "\n").
 """
 
 from __future__ import annotations
@@ -64,6 +71,7 @@ from charrnn.data import Vocab, load_corpus
 from charrnn.errors import DataError
 
 DEFAULT_MIN_SPAN = 20  # the span length from which a stretch of a sample counts as copied
+LONGEST_LINE = 10_000  # a first or last line longer than this is no list entry: not looked up as one
 
 
 @dataclass(frozen=True)
@@ -76,18 +84,25 @@ class CopyReport:
     longest_offset: int | None  # where (in characters) that substring starts in the training text
     copied_chars: int  # covered positions at min_span
     min_span: int
+    lines: tuple = ()  # the complete lines holding generated characters, each (line, whole line of the text?)
 
     @property
     def copied_share(self) -> float:
         return self.copied_chars / self.chars if self.chars else 0.0
 
+    @property
+    def lines_in_text(self) -> list[str]:
+        return [line for line, found in self.lines if found]
+
     def to_dict(self) -> dict:
+        n, found = len(self.lines), len(self.lines_in_text)
         return {
             "longest": {"length": self.longest_length, "text": self.longest_text, "corpus_offset": self.longest_offset},
             "copied_share": self.copied_share,
             "copied_chars": self.copied_chars,
             "chars": self.chars,
             "min_span": self.min_span,
+            "lines": {"complete": n, "in_corpus": found, "new_share": (n - found) / n if n else None},
         }
 
 
@@ -105,6 +120,19 @@ class CorpusIndex:
         self.k = 63 // self.bits
         self.words = _pack(np.asarray(ids, dtype=np.int64) + 1, self.k, self.bits)  # n + 1 words, the last 0
         self.sa = _suffix_array(self.words[:n], n, self.k)
+        # what "\n" + line + "\n" cannot find: the text's first line, and its last when unterminated
+        newline = vocab.chars.find("\n")
+        breaks = np.flatnonzero(np.asarray(ids) == newline) if newline >= 0 else np.zeros(0, dtype=np.int64)
+        self.line_count = len(breaks) + (not len(breaks) or breaks[-1] != n - 1)
+        first = ids[: breaks[0]] if len(breaks) else ids[:0]
+        last = ids[breaks[-1] + 1 :] if len(breaks) else ids[:0]
+        self.first_line = vocab.decode(first) if 0 < len(first) <= LONGEST_LINE else None
+        self.last_line = vocab.decode(last) if 0 < len(last) <= LONGEST_LINE else None
+
+    @property
+    def short_lines(self) -> bool:
+        """Are the text's lines shorter on average than the default span (a list of names)?"""
+        return self.n > 0 and self.n / self.line_count < DEFAULT_MIN_SPAN
 
     @classmethod
     def from_text(cls, text: str) -> CorpusIndex:
@@ -163,8 +191,25 @@ class CorpusIndex:
             t += k
         return length, where
 
-    def report(self, sample: str, min_span: int = DEFAULT_MIN_SPAN) -> CopyReport:
-        """The copying report of ``sample`` against this text."""
+    def whole_lines(self, sample: str, seed: str = "") -> tuple:
+        """(line, is it a whole line of the text?) for each complete non-empty line of
+        ``seed + sample`` that holds a character of ``sample`` (see the module docstring)."""
+        text = "\n" + seed + sample
+        ends = [i for i, c in enumerate(text) if c == "\n"]
+        if len(ends) < 2:
+            return ()
+        length, _ = self.matching_statistics(text)
+        out = []
+        for a, b in zip(ends, ends[1:]):
+            if b == a + 1 or b <= len(seed) + 1:  # empty, or inside the seed
+                continue
+            line = text[a + 1 : b]
+            out.append((line, bool(length[a] >= b - a + 1) or line in (self.first_line, self.last_line)))
+        return tuple(out)
+
+    def report(self, sample: str, min_span: int = DEFAULT_MIN_SPAN, seed: str = "") -> CopyReport:
+        """The copying report of ``sample`` against this text; ``seed``, the text the
+        sample continues, only places its lines."""
         if min_span < 1:
             raise ValueError("min_span must be at least 1")
         length, where = self.matching_statistics(sample)
@@ -185,13 +230,14 @@ class CorpusIndex:
             longest_offset=int(where[i]) if best else None,
             copied_chars=copied,
             min_span=min_span,
+            lines=self.whole_lines(sample, seed),
         )
 
 
-def report(sample: str, text: str, min_span: int = DEFAULT_MIN_SPAN) -> CopyReport:
-    """The copying report of ``sample`` against ``text`` (indexes ``text`` each call:
-    build a CorpusIndex to reuse it)."""
-    return CorpusIndex.from_text(text).report(sample, min_span)
+def report(sample: str, text: str, min_span: int = DEFAULT_MIN_SPAN, seed: str = "") -> CopyReport:
+    """The copying report of ``sample`` (continuing ``seed``) against ``text`` (indexes
+    ``text`` each call: build a CorpusIndex to reuse it)."""
+    return CorpusIndex.from_text(text).report(sample, min_span, seed)
 
 
 # ---------------------------------------------------------------- the index itself

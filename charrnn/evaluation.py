@@ -84,8 +84,9 @@ def with_context(ids: np.ndarray, start: int) -> tuple[np.ndarray, int]:
 
 def call_width(cfg) -> int:
     """Floats per step and stream in a scoring call's widest array: the logits (V) or a
-    layer's gate pre-activations (G), whichever is wider. Bounding only the logits let
-    the 300 cold-start windows of an LSTM 2x384 make a 118 MB (64, 1536, 300) array."""
+    layer's gate pre-activations (G), whichever is wider. The gates matter: the 300
+    cold-start windows of an LSTM 2x384 make a (64, 1536, 300) array unless bounded
+    (tests/test_cold_start.py measures the peak)."""
     return max(cfg.vocab_size, cfg.gates)
 
 
@@ -101,14 +102,17 @@ def chunk_steps(width: int, streams: int) -> int:
     return int(max(1, min(EVAL_CHUNK, CALL_BYTES // (4 * width * streams))))
 
 
-def char_losses(params, cfg, ids: np.ndarray, n_context: int = 1, deadline: float | None = None, engine=None):
+def char_losses(
+    params, cfg, ids: np.ndarray, n_context: int = 1, deadline: float | None = None, engine=None, progress=None
+):
     """The loss (nats) of predicting each character of ids[n_context:] from all that
     precedes it, in EVAL_STREAMS streams with carried state and a warm-up
     (data.eval_chunks): out[i] is the loss of ids[n_context + i]. None if
     time.perf_counter() passes ``deadline`` first. ``engine`` runs the cells (None: the
-    default, engines.get())."""
+    default, engines.get()); ``progress``, if given, is called after each call of the
+    model with how many characters have been scored."""
     out = np.empty(max(len(ids) - n_context, 0), dtype=np.float64)
-    state = None
+    state, done = None, 0
     width = call_width(cfg)
     layout = scoring_streams(width, EVAL_STREAMS)
     streams = max(1, min(layout, len(out)))
@@ -120,6 +124,9 @@ def char_losses(params, cfg, ids: np.ndarray, n_context: int = 1, deadline: floa
         nll, state = model.sequence_nll(params, cfg, x, y, state, engine)
         scored = targets >= 0
         out[targets[scored] - n_context] = nll[scored]
+        if progress is not None:
+            done += int(np.count_nonzero(scored))
+            progress(done)
     return out
 
 

@@ -99,6 +99,7 @@ class Request:
     force: bool = False
     keep_last: int = 0
     engine: Engine = field(default_factory=engines.get)  # runs the cells
+    added: set = field(default_factory=set)  # limits given as +N: N more than the resumed run has done
 
 
 def start(job: Job, request: Request, report: Callable[[str], None]) -> tuple[training.Run, training.TrainState]:
@@ -110,13 +111,17 @@ def start(job: Job, request: Request, report: Callable[[str], None]) -> tuple[tr
         encoding = request.encoding
     if request.resume is not None:
         source = resume.source(request.resume or job.directory)
-        ckpt = checkpoint.load(source)
+        ckpt = resume.load(source)
         state = training.state_from_checkpoint(ckpt)  # before reading the text: a model-only file fails fast
         run = training.prepare(
             job.path, ckpt.model_cfg.to_dict(), ckpt.train_cfg, job.directory, resume.encoding(ckpt, encoding)
         )
         resume.check_vocab(ckpt, run.vocab)
         run.train_cfg = resume.train_config(ckpt, request.model, request.train)
+        done = {"time_limit": state.elapsed, "max_steps": state.step}
+        run.train_cfg = dataclasses.replace(
+            run.train_cfg, **{key: done[key] + request.train[key] for key in request.added}
+        )
         run.engine = request.engine
         trained_on = ckpt.progress.get("engine")
         if trained_on not in (None, run.engine.name):
@@ -136,6 +141,8 @@ def start(job: Job, request: Request, report: Callable[[str], None]) -> tuple[tr
             if limit
             else ""
         )
+        if run.train_cfg.max_steps:
+            left += f"; it stops at step {run.train_cfg.max_steps:,}"
         report(f"resuming from {source} at step {state.step}, after {format_duration(state.elapsed)} of training{left}")
     else:
         if not request.overwrite:
@@ -156,33 +163,46 @@ def start(job: Job, request: Request, report: Callable[[str], None]) -> tuple[tr
 AUTO_FIELDS = ("cell", "hidden_size", "n_layers")  # given any of these, the user chose the model
 
 
-def wants_auto(request: Request) -> bool:
-    """A new run bounded by time only, with no size option, has its model chosen for the
-    corpus, the budget and this machine (autosize); a --max-steps run keeps the fixed
-    defaults, so that it gives the same result on every machine."""
-    limit = request.train.get("time_limit", TrainConfig().time_limit)
-    return limit > 0 and not request.train.get("max_steps") and not any(k in request.model for k in AUTO_FIELDS)
+def wants_auto(request: Request) -> str | None:
+    """How a new run with no size option has its model chosen (autosize): "steps" for
+    the text and --max-steps (no probe: the same on every machine), "time" for the
+    text, the time limit and this machine's measured speed; None when the user chose
+    the model or the run has no limit at all (the fixed defaults)."""
+    if any(k in request.model for k in AUTO_FIELDS):
+        return None
+    if request.train.get("max_steps"):
+        return "steps"
+    return "time" if request.train.get("time_limit", TrainConfig().time_limit) > 0 else None
 
 
 def choose_model(run: training.Run, request: Request, report: Callable[[str], None]) -> float:
-    """Probe this machine's speed and set the run's model (and how often it validates)
-    by autosize.choose; options the user gave win. Returns the probe's seconds."""
-    engines.warm_up(run.engine, "lstm", report)  # not inside the probe's timed steps
-    speed, seconds = autosize.probe(run.vocab.size, run.train_cfg, engine=run.engine)
-    tc = run.train_cfg
-    choice = autosize.choose(
-        int(run.corpus["chars"]),
-        max(tc.time_limit - seconds, 1.0),
-        speed,
-        run.vocab.size,
-        tc.val_frac,
-        tc.batch_size,
-        tc.seq_len,
-        run.engine.name,
-    )
+    """Set the run's model (and how often it validates) by autosize, for --max-steps or
+    for the time limit on this machine (probing its speed first); options the user gave
+    win. Returns the seconds spent probing."""
+    tc, seconds = run.train_cfg, 0.0
+    if wants_auto(request) == "steps":
+        choice = autosize.choose_for_steps(
+            int(run.corpus["chars"]), tc.max_steps, run.vocab.size, tc.val_frac, tc.batch_size, tc.seq_len
+        )
+    else:
+        engines.warm_up(run.engine, "lstm", report)  # not inside the probe's timed steps
+        speed, seconds = autosize.probe(run.vocab.size, tc, engine=run.engine)
+        choice = autosize.choose(
+            int(run.corpus["chars"]),
+            max(tc.time_limit - seconds, 1.0),
+            speed,
+            run.vocab.size,
+            tc.val_frac,
+            tc.batch_size,
+            tc.seq_len,
+            run.engine.name,
+        )
     run.model_cfg = ModelConfig(**{**choice.model, **request.model, "vocab_size": run.vocab.size})
     run.train_cfg = dataclasses.replace(tc, **{k: v for k, v in choice.train.items() if k not in request.train})
-    report(choice.reason)
+    if tc.max_steps and tc.time_limit:  # sized for the steps, but the clock may end it first
+        report(f"{choice.reason}; --time-limit {format_duration(tc.time_limit)} still ends it if reached first")
+    else:
+        report(choice.reason)
     return seconds
 
 

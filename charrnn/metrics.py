@@ -1,8 +1,9 @@
 """A run's evaluation records, ``metrics.jsonl`` in its checkpoint directory, and units.
 
 Training appends one JSON object per evaluation (step, epoch, elapsed, lr,
-train_loss, val_loss in nats, val_bpc, chars_per_s, ...); plots and scripts read them.
-Losses are kept in nats per character; bits per character are nats / ln 2.
+train_loss (the mean since the previous record, from step train_from), val_loss in
+nats, val_bpc, chars_per_s, ...); plots and scripts read them. Losses are kept in
+nats per character; bits per character are nats / ln 2.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def read(run: str) -> tuple[list[dict], int]:
     lines were skipped as unreadable (a run killed mid-write leaves half a line).
 
     When the step counter goes back (a run resumed from an older checkpoint, or a fresh
-    run in a reused directory), the later records replace the earlier ones from that
-    step on, so the curve does not double back over itself."""
+    run in a reused directory), the records after the jump replace those from that step
+    on, so the curve does not double back over itself."""
     path = path_of(run)
     try:
         with open(path, encoding="utf-8") as f:
@@ -78,3 +79,26 @@ def read(run: str) -> tuple[list[dict], int]:
     if not records:
         raise DataError(f"{path} holds no evaluation records yet")
     return records, skipped
+
+
+RISING_EVALS = 3  # validations in a row above the best before a run is said to memorise
+RISING_MARGIN = 0.01  # ... and the last at least this much (relative) above the best
+
+
+def memorising(records: list[dict], directory: str | None = None) -> str | None:
+    """A sentence saying that validation has been rising for a while, or None: the
+    last RISING_EVALS validations were all above the best one, the last by at least
+    RISING_MARGIN. The model has begun to memorise its training text; ``directory``'s
+    best.npz keeps the best step."""
+    vals = [r["val_loss"] for r in records]
+    if len(vals) <= RISING_EVALS:
+        return None
+    best = min(range(len(vals)), key=vals.__getitem__)
+    if len(vals) - 1 - best < RISING_EVALS or vals[-1] < vals[best] * (1 + RISING_MARGIN):
+        return None
+    where = f"{os.path.join(directory, 'best.npz')} keeps" if directory else "best.npz keeps"
+    return (
+        f"validation has not improved for {len(vals) - 1 - best} validations: best {vals[best]:.4f} at step "
+        f"{records[best]['step']:,}, now {vals[-1]:.4f} at step {records[-1]['step']:,}; the model has begun to "
+        f"memorise its text ({where} step {records[best]['step']:,}; more --dropout or a smaller model would help)"
+    )

@@ -48,14 +48,14 @@ def plot_runs(runs: dict[str, list[dict]], out: str, title: str = "") -> None:
                 markersize=3,
                 label=f"{label} validation (best {best:.3f})",
             )
-            ax.plot(x, train, "--", color=color, alpha=0.7, label=f"{label} training")
+            ax.plot(x, train, "--", color=color, alpha=0.7, label=f"{label} training (mean since the last validation)")
     by_step.set_xlabel("step")
     by_time.set_xlabel(f"training time ({unit})")
     by_step.set_ylabel("loss (bits per character)")
     for ax in (by_step, by_time):
         ax.grid(True, alpha=0.3)
     by_time.legend(fontsize="small", loc="best")
-    fig.suptitle(title or "charrnn: training (dashed) and validation (solid) loss")
+    fig.suptitle(title or "charrnn: validation loss (solid) and mean training loss between validations (dashed)")
     try:
         fig.savefig(out, dpi=110)
     except (OSError, ValueError) as exc:

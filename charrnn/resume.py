@@ -32,6 +32,43 @@ def source(path: str) -> str:
     return path
 
 
+def load(source: str) -> checkpoint.Checkpoint:
+    """The checkpoint ``source``; when it cannot be loaded, the error names the newest
+    intact checkpoint beside it (best.npz, or a --keep-last step file) and the command
+    that continues from it."""
+    try:
+        return checkpoint.load(source)
+    except CheckpointError as exc:
+        other = intact_neighbour(source)
+        if other is None:
+            raise
+        path, step = other
+        raise CheckpointError(f"{exc}; {path} (step {step:,}) is intact: resume from it with --resume {path}") from None
+
+
+def intact_neighbour(path: str) -> tuple[str, int] | None:
+    """The checkpoint in ``path``'s directory, other than ``path``, that loads and has
+    the most steps: (its path, its step), or None."""
+    directory = os.path.dirname(path) or "."
+    try:
+        names = [n for n in os.listdir(directory) if n == checkpoint.BEST or checkpoint.STEP_FILE.fullmatch(n)]
+    except OSError:
+        return None
+    found = []
+    for name in names:
+        candidate = os.path.join(directory, name)
+        if os.path.abspath(candidate) == os.path.abspath(path):
+            continue
+        try:
+            found.append((checkpoint.load(candidate).progress.get("step", 0), candidate))
+        except CheckpointError:
+            continue
+    if not found:
+        return None
+    step, best = max(found)
+    return best, step
+
+
 def check_fresh(directory: str) -> None:
     """A new run writes latest.npz and best.npz: refuse to overwrite another run's, which
     may hold hours of training, unless asked to."""

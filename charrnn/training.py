@@ -20,8 +20,8 @@ from typing import Callable
 
 import numpy as np
 
-from charrnn import checkpoint, data, engines, evaluation, memory, metrics, model, optim, sampling
-from charrnn.config import ModelConfig, TrainConfig
+from charrnn import checkpoint, data, engines, evaluation, memory, metrics, model, optim, progress, sampling
+from charrnn.config import ModelConfig, TrainConfig, format_duration
 from charrnn.engines import Engine
 from charrnn.errors import CheckpointError, DataError, Interrupted, TrainingDiverged, UsageError
 from charrnn.parallel import ShardRunner
@@ -222,8 +222,8 @@ def learning_rate(cfg: TrainConfig, st: TrainState) -> float:
 @functools.lru_cache(maxsize=4)
 def shard_runner(batch_size: int) -> ShardRunner:
     """One runner (and thread pool) per batch size for the life of the process. The
-    first also keeps malloc from handing each step's temporaries back to the OS
-    (memory.py: a third of the step went to page faults)."""
+    first also keeps malloc from handing each step's temporaries back to the OS, which
+    would fault them in again every step (memory.py)."""
     memory.keep_freed_memory()
     return ShardRunner(batch_size)
 
@@ -346,6 +346,26 @@ def resume_hint(run: Run, keep_last: int = 0) -> str:
     return " ".join(shlex.quote(str(part)) for part in cmd)
 
 
+class NothingToTrain(UsageError):
+    """A resumed run that already reached its limit: nothing would be trained, which a
+    script must be able to tell from success (exit code 2)."""
+
+
+def nothing_left(run: Run, st: TrainState) -> str:
+    """Why a resumed run has nothing to train, and how to give it more."""
+    cfg = run.train_cfg
+    if cfg.max_steps and st.step >= cfg.max_steps:
+        reached = f"is at step {st.step:,}, the --max-steps {cfg.max_steps:,} it was given"
+        more = "add steps with --max-steps +N (N more steps)"
+    else:
+        reached = (
+            f"has trained for {format_duration(st.elapsed)}, past --time-limit {format_duration(cfg.time_limit)} "
+            f"(the run's total training time)"
+        )
+        more = "add time with --time-limit +20m (20 minutes more)"
+    return f"the run in {run.checkpoint_dir} {reached}; nothing was trained; {more}, or give a larger total"
+
+
 def _what_was_kept(run: Run, saved_step: int | None) -> str:
     latest = os.path.join(run.checkpoint_dir, checkpoint.LATEST)
     if saved_step is not None:
@@ -372,10 +392,8 @@ def train(
     SIGINT/SIGTERM end the run within about a layer's time: the step in progress is
     given up, the last completed one is saved, and Interrupted is raised. A loss that
     is not finite, or far above a uniform guess's, raises TrainingDiverged and leaves
-    the checkpoints as they were. A run that already reached its limit is left as it
-    is: nothing is trained, validated or written."""
-    from tqdm import tqdm
-
+    the checkpoints as they were. A run that already reached its limit raises
+    NothingToTrain, before anything is trained, validated or written."""
     cfg = run.train_cfg
     streams = data.Streams(run.train_ids, cfg.batch_size, cfg.seq_len)
     chars_per_step = cfg.batch_size * cfg.seq_len
@@ -384,37 +402,35 @@ def train(
     saved: dict = {}
     saved_step = None  # the step of the last checkpoint written by this call
     high = 0  # validations in a row far above a uniform guess
+    interval = [0.0, 0, st.step + 1]  # training losses since the last validation: sum, count, first step
+    train_mean = None  # their mean at the last validation
+    memorising_noted = False
 
     def done() -> bool:
         return bool((cfg.max_steps and st.step >= cfg.max_steps) or (cfg.time_limit and st.elapsed >= cfg.time_limit))
 
+    if done():
+        raise NothingToTrain(nothing_left(run, st))
     for note in run.notes:
         report(note)
-    if done():
-        limit = (
-            f"--max-steps {cfg.max_steps}"
-            if cfg.max_steps and st.step >= cfg.max_steps
-            else f"--time-limit {cfg.time_limit:g}s (the run's total training time)"
-        )
-        report(f"note: this run already reached {limit}; nothing was changed; pass a larger one to train further")
-        return summary(run, st, {"latest": os.path.join(run.checkpoint_dir, checkpoint.LATEST)}, rate)
     checkpoint.check_writable(run.checkpoint_dir)
-    bar = tqdm(
-        total=cfg.max_steps or None,
-        initial=st.step,
-        disable=not progress_bar,
-        unit="step",
-        dynamic_ncols=True,
-        leave=True,
-    )
-    write = bar.write if progress_bar else report
+    shown = progress.Progress(cfg, progress_bar, report)
+    write = shown.write
 
     def checkpoint_now(deadline: float | None = None, sample: bool = True):
-        nonlocal saved, saved_step, high
+        nonlocal saved, saved_step, high, interval, train_mean, memorising_noted
         for name, p in st.params.items():  # checkpoint.save would refuse them; say what happened instead
             if not np.all(np.isfinite(p)):
                 raise TrainingDiverged(f"parameter {name} became NaN or infinite by step {st.step}")
-        losses = evaluation.char_losses(st.params, run.model_cfg, run.val_ids, run.n_context, deadline, run.engine)
+        validating = shown.validating(len(run.val_ids) - run.n_context)
+        try:
+            losses = evaluation.char_losses(
+                st.params, run.model_cfg, run.val_ids, run.n_context, deadline, run.engine, validating
+            )
+        finally:
+            validating.close()
+        train_mean = interval[0] / interval[1] if interval[1] else None
+        first, interval = interval[2], [0.0, 0, st.step + 1]
         if losses is None:  # stopping, and validating would take too long: keep latest.npz only
             saved.update(save_checkpoints(run, st, False, keep_last))
             saved_step = st.step
@@ -440,7 +456,8 @@ def train(
             "epoch": st.epoch,
             "elapsed": round(st.elapsed, 3),
             "lr": learning_rate(cfg, st),
-            "train_loss": st.smoothed_loss,
+            "train_loss": train_mean,  # the mean since the previous record, so that it compares with val_loss
+            "train_from": first,
             "val_loss": val,
             "val_bpc": metrics.bits(val),
             "chars_per_s": round(rate, 1),
@@ -454,13 +471,20 @@ def train(
             metrics.reset(run.checkpoint_dir)
             run.fresh = False
         metrics.append(run.checkpoint_dir, record)
+        steps = f"step {first}" if first == st.step else f"steps {first}-{st.step}"
         write(
-            f"step {st.step}  epoch {st.epoch}  train {st.smoothed_loss:.4f}  "
-            f"val {val:.4f} nats/char = {metrics.bits(val):.4f} bits/char"
+            f"step {st.step}  epoch {st.epoch}  "
+            + ("" if train_mean is None else f"train {train_mean:.4f} (mean of {steps})  ")
+            + f"val {val:.4f} nats/char = {metrics.bits(val):.4f} bits/char"
             f"{'  (best)' if improved else ''}  {rate:,.0f} chars/s"
         )
         if text is not None:
             write(f"sample at step {st.step}:\n{text}")
+        if not memorising_noted:
+            rising = metrics.memorising(metrics.read(run.checkpoint_dir)[0], run.checkpoint_dir)
+            if rising is not None:
+                write(f"note: {rising}")
+                memorising_noted = True
 
     try:
         # Overflow on the way to a NaN would print numpy warnings; the guard in train_step
@@ -469,20 +493,17 @@ def train(
             while not done() and stop.signum is None:
                 t_step = time.perf_counter()
                 try:
-                    train_step(run, st, streams, stop.event)
+                    loss = train_step(run, st, streams, stop.event)
                 except model.Stopped:
                     break
                 now = time.perf_counter()
                 step_seconds += now - t_step
                 st.elapsed = start_elapsed + now - t0
                 rate = (st.step - start_step) * chars_per_step / max(step_seconds, 1e-9)
-                bar.update(1)
-                bar.set_postfix_str(
-                    f"loss {st.smoothed_loss:.3f} val "
-                    f"{'-' if st.last_val is None else f'{st.last_val:.3f}'} "
-                    f"{rate:,.0f} chars/s",
-                    refresh=False,
-                )
+                interval[0] += loss
+                interval[1] += 1
+                per_step = (now - t0) / (st.step - start_step)  # validations included: for the time left
+                shown.update(st.step, st.elapsed, per_step, interval[0] / interval[1], st.last_val, rate)
                 if on_step is not None:
                     on_step(st)
                 if st.step % cfg.eval_every == 0 and not done() and stop.signum is None:
@@ -503,9 +524,9 @@ def train(
             f"{exc}; {_what_was_kept(run, saved_step)}; try a lower --lr or a smaller --clip"
         ) from None
     finally:
-        bar.close()
+        shown.close()
 
-    return summary(run, st, saved, rate)
+    return summary(run, st, saved, rate, train_mean)
 
 
 def progress_sample(run: Run, st: TrainState) -> str | None:
@@ -532,7 +553,9 @@ def progress_sample(run: Run, st: TrainState) -> str | None:
     return "".join(chars)
 
 
-def summary(run: Run, st: TrainState, saved: dict, rate: float) -> dict:
+def summary(run: Run, st: TrainState, saved: dict, rate: float, train_mean: float | None = None) -> dict:
+    """What a finished run reports; ``train_loss`` is the mean training loss since the
+    validation before the last."""
     best = os.path.join(run.checkpoint_dir, checkpoint.BEST)
     return {
         "corpus": run.corpus.get("path"),
@@ -540,7 +563,7 @@ def summary(run: Run, st: TrainState, saved: dict, rate: float) -> dict:
         "epochs": st.epoch,
         "elapsed": round(st.elapsed, 3),
         "chars_per_s": round(rate, 1),
-        "train_loss": st.smoothed_loss,
+        "train_loss": train_mean,
         "val_loss": st.last_val,
         "best_val_loss": st.best_val,
         "best_val_bpc": metrics.bits(st.best_val),

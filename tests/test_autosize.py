@@ -12,7 +12,7 @@ from charrnn import autosize, checkpoint, jobs
 from charrnn.model import n_params
 
 # seconds per training character = fixed + per_gflop x GFLOP per character: a fit to the
-# LSTM 2x96..2x320 rates of the 2-minute grid on the 2-core Intel machine (benchmarks/AUTOSIZE.md)
+# LSTM 2x96..2x320 rates of the 2-minute grid on the 2-core Xeon-207 (benchmarks/RESULTS.md)
 GRID_MACHINE = autosize.Speed(fixed=6.17e-6, per_gflop=8.11e-3)
 V = 65
 
@@ -132,17 +132,40 @@ def test_time_limited_run_without_size_options_is_chosen_and_counts_the_probe(co
     assert ck.progress["elapsed"] >= 0.25  # the probe's time is part of the budget
 
 
-@pytest.mark.parametrize(
-    "given",
-    [["--hidden-size", "12"], ["--layers", "1"], ["--cell", "gru"], ["--max-steps", "3"], ["--time-limit", "0"]],
-)
-def test_an_explicit_size_or_a_step_limit_keeps_the_fixed_defaults(given, corpus, tmp_path, monkeypatch):
+@pytest.mark.parametrize("given", [["--hidden-size", "12"], ["--layers", "1"], ["--cell", "gru"]])
+def test_an_explicit_size_keeps_the_fixed_defaults(given, corpus, tmp_path, monkeypatch):
     calls = []
     fake_probe(monkeypatch, calls)
-    limits = ["--max-steps", "3"] if "--time-limit" in given else ["--time-limit", "1s"]
-    opts = ["--seq-len", "8", "--batch-size", "3", *limits, *given]
+    opts = ["--seq-len", "8", "--batch-size", "3", "--time-limit", "1s", *given]
     result = ok(run("train", corpus, "--checkpoint-dir", tmp_path / "ck", *opts))
     assert calls == [] and "auto:" not in result.stderr
+
+
+def test_a_step_limit_sizes_the_model_for_its_steps_without_a_probe(corpus, tmp_path, monkeypatch):
+    calls = []
+    fake_probe(monkeypatch, calls)
+    opts = ["--seq-len", "8", "--batch-size", "3", "--max-steps", "6", "--time-limit", "0"]
+    result = ok(run("train", corpus, "--checkpoint-dir", tmp_path / "ck", *opts))
+    expected = autosize.choose_for_steps(6000, 6, len(set(corpus.read_text())), 0.1, 3, 8)
+    assert calls == [] and expected.reason in result.stderr and "the same on every machine" in expected.reason
+    ck = checkpoint.load(str(tmp_path / "ck" / checkpoint.LATEST))
+    assert ck.model_cfg.hidden_size == expected.model["hidden_size"] and ck.progress["step"] == 6
+    assert ck.train_cfg.lr == expected.train["lr"] and ck.train_cfg.eval_every == expected.train["eval_every"]
+    capped = ok(run("train", corpus, "--checkpoint-dir", tmp_path / "ck2", *opts[:-2], "--max-steps", "6"))
+    assert "--time-limit 10m still ends it if reached first" in capped.stderr
+
+
+def test_choose_for_steps_is_pure_and_grows_with_the_steps():
+    few = autosize.choose_for_steps(96_000, 40, 80)
+    assert few == autosize.choose_for_steps(96_000, 40, 80)
+    assert few.model["hidden_size"] == autosize.LADDER[0]  # 40 steps read 164k characters: the smallest model
+    sizes = [autosize.choose_for_steps(1_115_394, s, 65).model["hidden_size"] for s in (100, 1_000, 5_000, 50_000)]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+    # the characters read set the model, whether they come from a time budget or a step count
+    per_step = 64 * 64
+    one_step_a_second = autosize.Speed(fixed=1.0 / per_step, per_gflop=0.0)
+    timed = autosize.choose(1_115_394, 1_000, one_step_a_second, 65)
+    assert timed.model == autosize.choose_for_steps(1_115_394, 1_000, 65).model
 
 
 def test_an_explicit_option_beside_the_automatic_ones_is_used(corpus, tmp_path, monkeypatch):
@@ -163,6 +186,7 @@ def test_resume_never_probes(corpus, tmp_path, monkeypatch):
 
 def test_wants_auto_reads_only_the_request():
     base = jobs.Request(model={}, train={"time_limit": 600.0})
-    assert jobs.wants_auto(base)
-    assert not jobs.wants_auto(dataclasses.replace(base, model={"hidden_size": 64}))
-    assert not jobs.wants_auto(dataclasses.replace(base, train={"time_limit": 600.0, "max_steps": 10}))
+    assert jobs.wants_auto(base) == "time"
+    assert jobs.wants_auto(dataclasses.replace(base, model={"hidden_size": 64})) is None
+    assert jobs.wants_auto(dataclasses.replace(base, train={"time_limit": 600.0, "max_steps": 10})) == "steps"
+    assert jobs.wants_auto(dataclasses.replace(base, train={"time_limit": 0.0})) is None

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from helpers import TINY
+from helpers import TINY, fails, ok, run
 
 from charrnn.cli import cli
 
@@ -114,3 +114,70 @@ def test_library_refuses_non_finite_lr_and_temperature():
     params = init_params(cfg, np.random.default_rng(0))
     with pytest.raises(UsageError, match="temperature must be a positive finite number"):
         sampling.generate(params, cfg, Vocab("ab"), "a", 5, temperature=float("nan"), rng_seed=0)
+
+
+def test_sample_without_a_checkpoint_names_the_run_it_uses(tiny_corpus, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ok(run("train", tiny_corpus, *TINY, "-q"))  # into checkpoints/tiny/
+    result = ok(run("sample", "-n", 5))
+    assert result.stderr.splitlines()[0] == (
+        "using checkpoints/tiny/best.npz, the most recently written run (-c PATH chooses another)"
+    )
+    assert ok(run("sample", "-n", 5, "-q")).stderr == ""
+    assert "using" not in ok(run("sample", "-c", "checkpoints/tiny", "-n", 5)).stderr
+
+
+def test_sample_takes_the_run_as_an_argument(runner, trained):
+    args = ["-n", 30, "--rng-seed", 2, "-q"]
+    assert ok(run("sample", trained, *args)).stdout == ok(run("sample", "-c", trained, *args)).stdout
+    fails(run("sample", trained, "-c", trained / "latest.npz", *args), 2, "two checkpoints given")
+
+
+def test_several_samples_are_each_under_a_header(trained):
+    args = ["sample", "-c", trained, "-s", "The", "-n", 40, "--num-samples", 3, "--rng-seed", 1]
+    texts = [json.loads(line)["text"] for line in ok(run(*args, "--json")).stdout.splitlines()]
+    lines = ["The" + text + ("" if text.endswith("\n") else "\n") for text in texts]  # each ends its line
+    expected = "".join(f"--- sample {k} of 3 ---\n{line}" for k, line in enumerate(lines, 1))
+    assert ok(run(*args)).stdout == expected
+    one = ok(run("sample", "-c", trained, "-s", "The", "-n", 40, "--rng-seed", 1)).stdout
+    assert "--- sample" not in one
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (
+            ["-primetext", "The"],
+            "-primetext is another tool's option; in charrnn it is --seed (the text to start from)",
+        ),
+        (["-seed", "123"], "-seed is another tool's option; in charrnn it is --rng-seed (the random seed"),
+        (["-length", "20"], "-length: charrnn spells it --length"),
+        (["--num_samples", "2"], "--num_samples: charrnn spells it --num-samples"),
+        (["-gpuid", "-1"], "-gpuid is another tool's option; charrnn has no such setting"),
+    ],
+)
+def test_other_tools_options_get_a_one_line_hint(trained, args, fragment):
+    fails(run("sample", "-c", trained, *args), 2, fragment)
+
+
+def test_other_tools_options_are_not_looked_for_in_values(trained):
+    result = ok(run("sample", "-c", trained, "-s", "The", "-n5", "-t0.5", "--stop", "-seed", "-q"))
+    assert result.stdout.startswith("The")
+    fails(
+        run("train", "-rnn_size", 12, "x.txt"), 2, "-rnn_size is another tool's option; in charrnn it is --hidden-size"
+    )
+
+
+def test_a_seed_of_digits_reminds_that_the_random_seed_is_rng_seed(trained, tmp_path):
+    digits = tmp_path / "digits.txt"
+    digits.write_text("0123456789 " * 400)
+    ok(run("train", digits, "--checkpoint-dir", tmp_path / "d", *TINY, "-q"))
+    result = ok(run("sample", "-c", tmp_path / "d", "--seed", "123", "-n", 5))
+    assert "note: --seed is the text to start from ('123' is fed to the model); the random seed: --rng-seed" in (
+        result.stderr
+    )
+    fails(
+        run("sample", "-c", trained, "--seed", "123"),
+        2,
+        "--seed is the text to start from, the random seed is --rng-seed",
+    )

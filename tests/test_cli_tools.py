@@ -146,6 +146,7 @@ def test_train_quiet_and_json_keep_streams_apart(runner, tmp_path):
     records = [json.loads(line) for line in (tmp_path / "c" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [10, 20, 30]
     assert set(records[0]) >= {"step", "epoch", "elapsed", "lr", "train_loss", "val_loss", "val_bpc", "chars_per_s"}
+    assert [r["train_from"] for r in records] == [1, 11, 21]  # train_loss: the mean since the previous record
 
 
 def test_plot_draws_a_png(runner, run, tmp_path):

@@ -146,7 +146,26 @@ def test_to_dict_shape():
         "copied_chars": 13,
         "chars": 17,
         "min_span": 4,
+        "lines": {"complete": 0, "in_corpus": 0, "new_share": None},
     }
+
+
+def test_whole_lines_against_the_definition():
+    names = "emma\nliam\nolivia\nava"  # first and last line have no newline on one side
+    index = CorpusIndex.from_text(names)
+    cases = [
+        ("emma\nzed\nliam\nav", "", [("emma", True), ("zed", False), ("liam", True)]),  # "av" is unfinished
+        ("ma\nolivia\nava\n", "em", [("emma", True), ("olivia", True), ("ava", True)]),  # the seed starts a line
+        ("mma\nlia\n\n", "", [("mma", False), ("lia", False)]),  # parts of lines; the empty line is skipped
+        ("emma\n", "liam\n", [("emma", True)]),  # lines of the seed alone are not the sample's
+    ]
+    for sample, seed, expected in cases:
+        assert list(index.whole_lines(sample, seed)) == expected, (sample, seed)
+        brute = [(line, line in names.split("\n")) for line, _ in expected]
+        assert list(index.whole_lines(sample, seed)) == brute
+    assert index.short_lines and not CorpusIndex.from_text("a line longer than twenty characters\n" * 3).short_lines
+    d = index.report("zed\nava\n").to_dict()["lines"]
+    assert d == {"complete": 2, "in_corpus": 1, "new_share": 0.5}
 
 
 # ------------------------------------------------------------------------- CLI
@@ -182,7 +201,7 @@ def test_json_objects_carry_the_report(model):
     assert len(records) == 3
     text = corpus.read_text(encoding="utf-8")
     for record in records:
-        expected = copying.report(record["text"], text, 5).to_dict()  # the generated text, not the seed
+        expected = copying.report(record["text"], text, 5, "The").to_dict()  # the generated text, not the seed
         assert record["copying"] == {**expected, "corpus": str(corpus)}
         assert record["copying"]["chars"] == 80 and record["copying"]["min_span"] == 5
     plain = ok(run("sample", "-c", ck, "-s", "The", "-n", 80, "--num-samples", 3, "--rng-seed", 1, "--json"))
@@ -272,3 +291,38 @@ def test_copying_options_need_report_copying(model, tmp_path):
     fails(run("sample", "-c", ck, "--copy-min-span", 5), 2, "--copy-min-span", "--report-copying")
     fails(run("sample", "-c", ck, "--report-copying", "--copy-min-span", 0), 2)
     fails(run("sample", "-c", ck, "--report-copying", "--corpus", tmp_path / "none.txt"), 2, "no such file")
+
+
+@pytest.fixture(scope="module")
+def names_model(tmp_path_factory):
+    """A tiny model of a list of names, each far shorter than the copying span."""
+    root = tmp_path_factory.mktemp("names")
+    corpus = root / "names.txt"
+    rng = random.Random(0)
+    corpus.write_text("".join(rng.choice(["emma", "liam", "ava", "noah", "mia"]) + "\n" for _ in range(800)))
+    ok(train(corpus, root / "ck", "--max-steps", "60"))
+    return root / "ck", corpus
+
+
+def test_a_list_of_names_says_which_generated_names_are_new(names_model):
+    ck, corpus = names_model
+    args = ["sample", "-c", ck, "-s", "", "--stop", "\\n", "--num-samples", 20, "--rng-seed", 3, "--report-copying"]
+    result = ok(run(*args))
+    names = result.stdout.splitlines()
+    known = set(corpus.read_text().split("\n"))
+    found = [n for n in names if n in known]
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"copying: {len(names) - len(found)} of the {len(names)} generated lines")
+    if found:
+        assert f"{len(found)} are whole lines of names.txt: {found[0]!r}" in line
+    records = [json.loads(r) for r in ok(run(*args, "--json")).stdout.splitlines()]
+    assert [r["copying"]["lines"]["in_corpus"] for r in records] == [int(n in known) for n in names]
+
+
+def test_one_long_sample_of_a_list_counts_its_lines(names_model):
+    ck, corpus = names_model
+    result = ok(run("sample", "-c", ck, "-s", "", "-n", 200, "--rng-seed", 4, "--report-copying"))
+    lines = [n for n in result.stdout.split("\n")[:-2] if n]  # the last line may be cut short by -n
+    known = set(corpus.read_text().split("\n"))
+    new = sum(n not in known for n in lines)
+    assert f"copying: {new} of its {len(lines)} complete lines" in result.stderr.splitlines()[-1]

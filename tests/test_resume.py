@@ -6,6 +6,7 @@ import pytest
 from helpers import assert_same_run, fails, interrupt_at, make_text, ok, run, sha256, train
 
 from charrnn import checkpoint
+from charrnn.config import format_duration
 
 N = 40  # steps before the interruption; 2N crosses an epoch boundary (74 chunks of 8 x 3)
 
@@ -143,11 +144,44 @@ def test_resume_may_change_when_to_stop_and_report(trained, corpus):
     assert checkpoint.load(str(trained / checkpoint.LATEST)).progress["step"] == 14
 
 
-def test_resume_of_a_finished_run_says_so_and_changes_nothing(trained, corpus):
+def test_resume_of_a_finished_run_is_an_error_that_says_how_to_add_more(trained, corpus):
     before = {p.name: sha256(p) for p in trained.iterdir() if p.is_file()}
-    result = ok(run("train", corpus, "--checkpoint-dir", trained, "--resume"))
-    assert "already reached --max-steps 10; nothing was changed; pass a larger one" in result.stderr
+    fails(
+        run("train", corpus, "--checkpoint-dir", trained, "--resume"),
+        2,
+        f"the run in {trained} is at step 10, the --max-steps 10 it was given; nothing was trained",
+        "--max-steps +N",
+    )
     assert {p.name: sha256(p) for p in trained.iterdir() if p.is_file()} == before  # metrics.jsonl too
+    fails(
+        run("train", corpus, "--checkpoint-dir", trained, "--resume", "--max-steps", "0", "--time-limit", "0.001"),
+        2,
+        "past --time-limit 0s (the run's total training time); nothing was trained; add time with --time-limit +20m",
+    )
+    result = run("train", corpus, "--checkpoint-dir", trained, "--resume", "--json")
+    assert result.exit_code == 2 and result.stdout == ""  # a script sees it in the exit code
+
+
+def test_a_plus_limit_adds_to_what_the_run_has_done(trained, corpus):
+    ok(run("train", corpus, "--checkpoint-dir", trained, "--resume", "--max-steps", "+4", "-q"))
+    assert checkpoint.load(str(trained / checkpoint.LATEST)).progress["step"] == 14
+    elapsed = checkpoint.load(str(trained / checkpoint.LATEST)).progress["elapsed"]
+    result = ok(run("train", corpus, "--checkpoint-dir", trained, "--resume", "--max-steps", 0, "--time-limit", "+1s"))
+    ckpt = checkpoint.load(str(trained / checkpoint.LATEST))
+    assert ckpt.train_cfg.time_limit == pytest.approx(elapsed + 1.0) and ckpt.progress["elapsed"] >= elapsed + 1.0
+    assert f"--time-limit {format_duration(elapsed + 1.0)} is the run's total training time" in result.stderr
+    ok(train(corpus, trained, "--overwrite", "--max-steps", "+3"))  # a new run: +3 is 3
+    assert checkpoint.load(str(trained / checkpoint.LATEST)).progress["step"] == 3
+
+
+def test_a_corrupt_latest_names_the_intact_checkpoint_to_resume_from(trained, corpus):
+    (trained / checkpoint.LATEST).write_bytes((trained / checkpoint.LATEST).read_bytes()[:500])
+    best = checkpoint.load(str(trained / checkpoint.BEST)).progress["step"]
+    line = fails(run("train", corpus, "--checkpoint-dir", trained, "--resume"), 1, "is corrupt")
+    intact = trained / checkpoint.BEST
+    assert line.endswith(f"; {intact} (step {best}) is intact: resume from it with --resume {intact}")
+    ok(run("train", corpus, "--checkpoint-dir", trained, "--resume", intact, "--max-steps", 12, "-q"))
+    assert checkpoint.load(str(trained / checkpoint.LATEST)).progress["step"] == 12
 
 
 def test_resume_remembers_the_encoding(tmp_path):

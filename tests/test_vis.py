@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from helpers import fails, ok, run
 from helpers_vis import BRACKET_UNIT, UPPER_UNIT, constructed_checkpoint, embedded, marked_text, save_constructed
 
-from charrnn import model
+from charrnn import data, model
 from charrnn.cli import cli
 from charrnn.config import ModelConfig
 from charrnn.vis import build, page, properties, search, trace
@@ -196,7 +196,6 @@ def test_vis_takes_text_from_an_option_or_stdin(ck, tmp_path):
     [
         ([], ["give the text as FILE or with --text"]),
         (["--text", "The cat", "FILE"], ["one of them"]),
-        (["--text", "The cat. " * 30, "--max-chars", "100"], ["270 characters", "at most 100", "--max-chars"]),
         (["--text", "The cat ZQ"], ["never saw: 'Q', 'Z'", "--drop-unknown"]),
         (["--text", ""], ["the text is empty"]),
         (["--text", "The cat", "-o", "-", "--json"], ["--json prints a summary"]),
@@ -210,11 +209,36 @@ def test_vis_usage_errors(ck, tmp_path, args, fragments):
     assert not (tmp_path / "p.html").exists()
 
 
-def test_vis_refuses_a_long_file_without_reading_it_all(ck, tmp_path):
+def test_vis_shows_the_beginning_of_a_long_file_without_reading_it_all(ck, tmp_path, monkeypatch):
     directory, _ = ck
     big = tmp_path / "big.txt"
-    big.write_text("the cat sat. " * 20000)
-    fails(run("vis", "-c", directory, big, "-o", tmp_path / "p.html"), 2, "more than 20,000 characters", "head -c")
+    big.write_text("the cat sat. " * 20000)  # 260,000 characters
+    pieces = []
+    real = data.iter_text
+
+    def counted(*args, **kwargs):
+        for piece in real(*args, **kwargs):
+            pieces.append(piece)
+            yield piece
+
+    monkeypatch.setattr(data, "iter_text", counted)
+    result = ok(run("vis", "-c", directory, big, "-o", tmp_path / "p.html", "--max-chars", 1000))
+    assert embedded((tmp_path / "p.html").read_text())["text"] == ("the cat sat. " * 20000)[:1000]
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+    assert notes == [
+        f"note: {big} is longer than 1,000 characters; the page shows the first 1,000 (--max-chars, up to 200,000)"
+    ]
+    assert sum(map(len, pieces)) < 260_000  # the rest was never read
+
+
+def test_vis_cuts_a_long_text_option_the_same_way(ck, tmp_path):
+    directory, _ = ck
+    result = ok(run("vis", "-c", directory, "--text", "The cat. " * 30, "--max-chars", 100, "-o", tmp_path / "p.html"))
+    assert embedded((tmp_path / "p.html").read_text())["text"] == ("The cat. " * 30)[:100]
+    assert "note: --text is longer than 100 characters; the page shows the first 100" in result.stderr
+    quiet = run("vis", "-c", directory, "--text", "The cat. " * 30, "--max-chars", 100, "-o", tmp_path / "q.html", "-q")
+    ok(quiet)
+    assert quiet.stderr == ""
 
 
 def test_vis_drop_unknown(ck, tmp_path):

@@ -31,7 +31,8 @@ def _terminate(signum, frame):
 
 class CharRNNGroup(click.Group):
     """The one boundary where errors become messages: a single "Error: ..." line on
-    stderr and an exit code (1 bad data or state, 2 bad usage, 128+N for signal N)."""
+    stderr and an exit code (1 bad data or state, 2 bad usage). A signal is no one's
+    mistake: "note: interrupted ..." and 128+N for signal N."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
@@ -39,14 +40,22 @@ class CharRNNGroup(click.Group):
         except ValueError:  # not the main thread
             previous = None
         try:
+            args = list(sys.argv[1:] if args is None else args)
+            _refuse_other_tools_options(self, args)
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except Interrupted as exc:  # not the user's mistake: said as a note, with the signal's exit code
+            click.echo(f"note: {exc}", err=True)
+            code = exc.exit_code
         except CharRNNError as exc:
             code = _fail(str(exc), exc.exit_code)
         except click.ClickException as exc:  # usage errors included (exit 2)
             code = _fail(exc.format_message(), exc.exit_code)
         except click.Abort as exc:  # a KeyboardInterrupt while click parses the command line
-            interrupted = isinstance(exc.__cause__, KeyboardInterrupt)
-            code = _fail("interrupted" if interrupted else "aborted", 130 if interrupted else 1)
+            if isinstance(exc.__cause__, KeyboardInterrupt):
+                click.echo("note: interrupted", err=True)
+                code = 130
+            else:
+                code = _fail("aborted", 1)
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
@@ -63,6 +72,20 @@ class CharRNNGroup(click.Group):
             raise Interrupted(f"interrupted by {signal.Signals(signum).name}", signum) from None
 
 
+def _refuse_other_tools_options(group: click.Group, args: list[str]) -> None:
+    """char-rnn's -primetext or nanoGPT's --num_samples, refused with the charrnn
+    spelling before Click reads them as something else (habits.py)."""
+    from charrnn.cli import habits
+
+    name = next((a for a in args if not a.startswith("-")), None)
+    command = group.commands.get(name) if name else None
+    if command is None or isinstance(command, click.Group):
+        return
+    message = habits.hint(command, args[args.index(name) + 1 :])
+    if message:
+        raise click.UsageError(message)
+
+
 def _fail(message: str, code: int) -> int:
     click.echo(f"Error: {message}", err=True)
     return code
@@ -76,7 +99,7 @@ def cli():
     \b
     Train a model on any UTF-8 text, then sample from it:
       charrnn train corpora/tales.txt --time-limit 3m
-      charrnn sample --seed "KING:" -n 500
+      charrnn sample --seed "LISK:" -n 500
 
     \b
     Compare, inspect and plot runs; fetch public corpora:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
@@ -19,6 +20,9 @@ def info(paths, as_json, quiet):
     """Show a checkpoint's configuration, size, progress and training corpus.
 
     PATH is a checkpoint file or a run directory (its best.npz, else latest.npz).
+    From the run's metrics.jsonl, it also shows how far the run went beyond the
+    checkpoint, and says when validation has been rising for a while (the model has
+    begun to memorise its text).
 
     \b
     Examples:
@@ -40,6 +44,26 @@ def info(paths, as_json, quiet):
             click.echo(("\n" if i else "") + render(facts))
 
 
+def run_history(path: str) -> dict | None:
+    """What the run directory of checkpoint ``path`` says about the run as a whole
+    (its metrics.jsonl): the last validation's step and loss, how many there were,
+    and whether validation has been rising (metrics.memorising); None without it."""
+    from charrnn import metrics
+    from charrnn.errors import CharRNNError
+
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        records, _ = metrics.read(directory)
+    except CharRNNError:
+        return None
+    return {
+        "last_step": records[-1]["step"],
+        "last_val_loss": records[-1]["val_loss"],
+        "validations": len(records),
+        "memorising": metrics.memorising(records, os.path.dirname(path) or "."),
+    }
+
+
 def describe(path: str, ckpt) -> dict:
     """Everything worth knowing about ``ckpt``, JSON-ready (no parameters, no RNG state)."""
     from charrnn import metrics, model
@@ -47,6 +71,7 @@ def describe(path: str, ckpt) -> dict:
     progress = dict(ckpt.progress)
     best = progress.get("best_val")
     return {
+        "run": run_history(path),
         "checkpoint": path,
         "model": ckpt.model_cfg.to_dict(),
         "train": ckpt.train_cfg.to_dict(),
@@ -69,6 +94,26 @@ def _cold_line(cold: dict) -> str:
         f"chars 0-15 {cold['cold_0_15']:.4f} from a fresh state against {cold['warm_0_15']:.4f} warm, "
         f"0-63 {cold['cold_0_63']:.4f} against {cold['warm_0_63']:.4f} (nats/char, last validation)"
     )
+
+
+def _run_lines(f: dict) -> list[tuple[str, str]]:
+    """The run beyond this checkpoint (a best.npz is often behind the run), and whether
+    it has begun to memorise."""
+    run = f.get("run")
+    if not run:
+        return []
+    lines = []
+    if run["last_step"] != f["steps"]:
+        lines.append(
+            (
+                "run",
+                f"went on to step {run['last_step']:,} (validation {run['last_val_loss']:.4f} there; "
+                f"{run['validations']} validations in metrics.jsonl); this checkpoint is from step {f['steps'] or 0:,}",
+            )
+        )
+    if run["memorising"]:
+        lines.append(("note", run["memorising"]))
+    return lines
 
 
 def render(f: dict) -> str:
@@ -103,6 +148,7 @@ def render(f: dict) -> str:
             f"{format_duration(p.get('elapsed') or 0)} of training"
             + (f" on the {f['engine']} engine" if f.get("engine") else ""),
         ),
+        *_run_lines(f),
         (
             "validation",
             f"best {number(f['best_val_loss'])} nats/char = {number(f['best_val_bpc'])} bits/char"

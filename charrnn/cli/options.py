@@ -55,6 +55,27 @@ class Duration(click.ParamType):
         return float(sum(float(n) * {"": 1, "s": 1, "m": 60, "h": 3600}[u] for n, u in parts))
 
 
+@dataclasses.dataclass(frozen=True)
+class More:
+    """A limit written +N: N more than the resumed run has already done (for a new run,
+    N). jobs.start turns it into the run's total."""
+
+    value: float
+
+
+class Addable(click.ParamType):
+    """``inner``'s values, or +VALUE for More(VALUE) (--time-limit +20m, --max-steps +500)."""
+
+    def __init__(self, inner: click.ParamType):
+        self.inner = inner
+        self.name = inner.name
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and value.strip().startswith("+"):
+            return More(self.inner.convert(value.strip()[1:], param, ctx))
+        return self.inner.convert(value, param, ctx)
+
+
 def duration_text(seconds: float) -> str:
     """600 -> '10m', 90 -> '90s', 5400 -> '1h30m': how a default duration is shown."""
     s = int(seconds)
@@ -71,12 +92,14 @@ def _click_type(f: dataclasses.Field):
     m = f.metadata
     if m["choices"] is not None:
         return click.Choice(m["choices"])
-    if m["duration"]:
-        return Duration()
     bounds = {"min": m["low"], "max": m["high"], "min_open": m["low_open"], "max_open": m["high_open"]}
-    if f.type == "int":
-        return Integer(min=m["low"], max=m["high"], min_open=m["low_open"], max_open=m["high_open"])
-    return FiniteFloatRange(**bounds)
+    if m["duration"]:
+        kind = Duration()
+    elif f.type == "int":
+        kind = Integer(**bounds)
+    else:
+        kind = FiniteFloatRange(**bounds)
+    return Addable(kind) if m["addable"] else kind
 
 
 def config_options(*classes):
@@ -151,8 +174,18 @@ def _latest_run(root: str = "checkpoints") -> str:
     return os.path.dirname(max(found, key=os.path.getmtime))
 
 
-def checkpoint_path_of(given: str | None) -> str:
-    """The checkpoint file --checkpoint names, or the latest run's."""
+def checkpoint_path_of(given: str | None, report=None, positional: str | None = None) -> str:
+    """The checkpoint file --checkpoint (or the command's RUN argument) names, or the
+    most recently written run's, which ``report`` (a function of one line, or None when
+    quiet) names: after several trainings, "the latest" is easily not the one meant."""
     from charrnn import checkpoint
 
-    return checkpoint.resolve(given or _latest_run())
+    if given is not None and positional is not None and given != positional:
+        raise click.UsageError(f"two checkpoints given, {positional} and -c {given}: give one")
+    given = given if given is not None else positional
+    if given is not None:
+        return checkpoint.resolve(given)
+    path = checkpoint.resolve(_latest_run())
+    if report is not None:
+        report(f"using {path}, the most recently written run (-c PATH chooses another)")
+    return path

@@ -22,7 +22,8 @@ def plot(runs, output, title):
     """Plot training and validation loss of RUNS (checkpoint directories).
 
     Two panels, bits per character against steps and against training time; each
-    run has its colour, validation solid and training dashed. Needs matplotlib:
+    run has its colour, validation solid and training dashed (the mean training loss
+    since the previous validation, so that the two compare). Needs matplotlib:
     pip install 'charrnn[plot]'.
 
     \b

@@ -37,6 +37,7 @@ def _write_stream(chunks, flush_every: float = 0.05) -> None:
 
 
 @click.command()
+@click.argument("run", required=False, type=click.Path(), metavar="[RUN]")
 @checkpoint_option
 @click.option(
     "-s",
@@ -107,7 +108,8 @@ def _write_stream(chunks, flush_every: float = 0.05) -> None:
     is_flag=True,
     help="After the samples, report on stderr (with --json: in each object) how much of each sample's "
     "generated text (the seed left out) is copied from the training text: its longest substring that occurs "
-    "there, and the share of its characters inside copied stretches.",
+    "there, the share of its characters inside copied stretches, and which of its lines are whole lines of "
+    "the training text (shown for a text of short lines, such as a list of names).",
 )
 @click.option(
     "--copy-min-span",
@@ -126,6 +128,7 @@ def _write_stream(chunks, flush_every: float = 0.05) -> None:
 @json_option('one object per sample: {"seed", "text", "checkpoint"} (and "copying")')
 @quiet_option
 def sample(
+    run,
     checkpoint_path,
     seed,
     seed_file,
@@ -147,9 +150,14 @@ def sample(
 ):
     """Generate text from a trained model.
 
+    RUN (or -c) is a run directory (its best.npz) or a checkpoint file; without
+    either, the most recently written run under checkpoints/, named on stderr.
+    Several samples are each headed by a line "--- sample K of N ---", or one per
+    line when --stop ends with a line break.
+
     \b
     Examples:
-      charrnn sample --seed "KING:" -n 500
+      charrnn sample checkpoints/tales --seed "LISK:" -n 500
       charrnn sample -c checkpoints/names --seed "" --stop '\\n' --num-samples 10
       charrnn sample --seed-file opening.txt --top-p 0.9 -n 1000
       charrnn sample --temperature 0.5 --rng-seed 7 | head -c 200
@@ -162,24 +170,33 @@ def sample(
     if not report_copying and (corpus is not None or copy_min_span is not None):
         given = "--corpus" if corpus is not None else "--copy-min-span"
         raise UsageError(f"{given} only applies to the copying report: add --report-copying")
-    path = checkpoint_path_of(checkpoint_path)
+    note = None if quiet else (lambda line: click.echo(line, err=True))
+    path = checkpoint_path_of(checkpoint_path, note, positional=run)
     ckpt = checkpoint.load(path)
-    copy_report = None
+    copy_report = corpus_path = None
     if report_copying:  # before sampling: a training text that cannot be used stops here, not after
         if corpus is not None:
             if corpus == data.STDIN and seed_file == data.STDIN:
                 raise UsageError("--corpus and --seed-file cannot both read standard input")
             data.check_input(corpus)
         index, corpus_path, notes = copying.training_text(ckpt, path, corpus)
-        for note in notes if not quiet else ():
-            click.echo(note, err=True)
+        for line in notes if not quiet else ():
+            click.echo(line, err=True)
         min_span = copy_min_span or copying.DEFAULT_MIN_SPAN
-        copy_report = lambda text: {**index.report(text, min_span).to_dict(), "corpus": corpus_path}
+        copy_report = lambda text: index.report(text, min_span, seed)  # the seed as fed, read when called
     if seed_file is not None:
         data.check_input(seed_file)
         encoding = ckpt.corpus.get("encoding") if isinstance(ckpt.corpus.get("encoding"), str) else "utf-8"
         seed = "".join(data.iter_text(seed_file, encoding))
     seed = seed or ""
+    if seed.strip().isdigit() and seed_file is None:  # nanoGPT's --seed is the random seed
+        if not drop_unknown and ckpt.vocab.unknown(seed):
+            raise UsageError(
+                f"the seed {seed!r} has characters the model never saw; --seed is the text to start from, "
+                f"the random seed is --rng-seed"
+            )
+        if note is not None:
+            note(f"note: --seed is the text to start from ({seed!r} is fed to the model); the random seed: --rng-seed")
     if stop and "\\" in stop:  # let scripts write --stop '\n' as well as $'\n'
         stop = stop.encode("latin-1", "backslashreplace").decode("unicode_escape")
     if drop_unknown:
@@ -204,23 +221,34 @@ def sample(
         engine=load_engine(engine, ckpt.model_cfg.cell, None if quiet else lambda s: click.echo(s, err=True)),
     )
     try:
-        reports = _emit(samples, seed, stop, path, num_samples, as_json, copy_report)
+        reports = _emit(samples, seed, stop, path, num_samples, as_json, copy_report, corpus_path)
         if copy_report is not None and not as_json:
-            for i, report in enumerate(reports):
-                click.echo(_copying_lines(report, i if num_samples > 1 else None), err=True)
+            name = data.text_name(corpus_path)
+            if stop and stop.endswith("\n") and num_samples > 1:  # a list, one sample a line
+                click.echo(_lines_summary(reports, name), err=True)
+            else:
+                for i, report in enumerate(reports):
+                    label = "copying" if num_samples == 1 else f"copying, sample {i + 1}"
+                    click.echo(_copying_lines(report, label, name, index.short_lines), err=True)
     except BrokenPipeError:
         # The reader went away (`charrnn sample | head`): that ends sampling, quietly and
         # successfully. stdout now points at devnull so the final flush cannot complain.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-def _emit(samples, seed, stop, path, num_samples, as_json, copy_report=None) -> list[dict]:
-    """Print the samples. One sample without --json streams as it is generated. Several
-    are one per line when --stop ends with a line end (a list of names), else one
-    blank line apart. The seed is printed as given (an empty one as nothing).
+def header(index: int, count: int) -> str:
+    """The line above each of several samples: they contain blank lines themselves."""
+    return f"--- sample {index + 1} of {count} ---\n"
 
-    ``copy_report`` (text -> dict) reports on the generated text of each sample, the
-    seed left out: inside each JSON object, else returned, one per sample."""
+
+def _emit(samples, seed, stop, path, num_samples, as_json, copy_report=None, corpus=None) -> list:
+    """Print the samples. One sample without --json streams as it is generated. Several
+    are one per line when --stop ends with a line end (a list of names), else each
+    under its header line. The seed is printed as given (an empty one as nothing).
+
+    ``copy_report`` (text -> copying.CopyReport) reports on the generated text of each
+    sample, the seed left out: inside each JSON object (with the ``corpus`` compared
+    with), else returned, one per sample."""
     one_per_line = bool(stop) and stop.endswith("\n")
     reports = []
     for i, chars in enumerate(samples):
@@ -228,7 +256,7 @@ def _emit(samples, seed, stop, path, num_samples, as_json, copy_report=None) -> 
             text = "".join(chars)
             record = {"seed": seed, "text": text, "checkpoint": path}
             if copy_report is not None:
-                record["copying"] = copy_report(text)
+                record["copying"] = {**copy_report(text).to_dict(), "corpus": corpus}
             click.echo(json.dumps(record))
             continue
         generated = []
@@ -244,7 +272,7 @@ def _emit(samples, seed, stop, path, num_samples, as_json, copy_report=None) -> 
             text = seed + "".join(chars)
             if not text.endswith("\n"):
                 text += "\n"
-            sys.stdout.write(text if one_per_line or i == num_samples - 1 else text + "\n")
+            sys.stdout.write(text if one_per_line else header(i, num_samples) + text)
             sys.stdout.flush()
         if copy_report is not None:
             reports.append(copy_report("".join(generated)))
@@ -261,28 +289,50 @@ def _recorded(chars, into: list):
 SHOWN_CHARS = 200  # of a long copied substring, on stderr (--json has all of it)
 
 
-def _copying_lines(report: dict, index: int | None) -> str:
-    """The copying report of one sample, as two lines for stderr."""
-    from charrnn import data
-
-    label = "copying" if index is None else f"copying, sample {index + 1}"
-    name = data.text_name(report["corpus"])
-    longest = report["longest"]
-    if not report["chars"]:
+def _copying_lines(report, label: str, name: str, short_lines: bool) -> str:
+    """The copying report of one sample for stderr: its longest copied substring, the
+    share in copied stretches, and (for a text of short lines) which lines are new."""
+    longest = report.longest_text
+    if not report.chars:
         return f"{label}: the sample is empty: nothing is copied"
-    if longest["length"]:
-        text = longest["text"]
-        shown = repr(text[:SHOWN_CHARS])
-        if len(text) > SHOWN_CHARS:
-            shown += f" ... ({len(text) - SHOWN_CHARS:,} more)"
+    if longest:
+        shown = repr(longest[:SHOWN_CHARS])
+        if len(longest) > SHOWN_CHARS:
+            shown += f" ... ({len(longest) - SHOWN_CHARS:,} more)"
         first = (
-            f"{label}: the longest substring also in {name} has {longest['length']:,} characters "
-            f"(at character {longest['corpus_offset']:,} of it): {shown}"
+            f"{label}: the longest substring also in {name} has {report.longest_length:,} characters "
+            f"(at character {report.longest_offset:,} of it): {shown}"
         )
     else:
         first = f"{label}: no character of the sample occurs in {name}"
-    second = (
-        f"{label}: {report['copied_share']:.1%} of the {report['chars']:,} generated characters "
-        f"({report['copied_chars']:,}) lie inside stretches of {report['min_span']}+ characters copied from {name}"
+    lines = [
+        first,
+        f"{label}: {report.copied_share:.1%} of the {report.chars:,} generated characters "
+        f"({report.copied_chars:,}) lie inside stretches of {report.min_span}+ characters copied from {name}",
+    ]
+    if short_lines and report.lines:
+        n, found = len(report.lines), len(report.lines_in_text)
+        lines.append(
+            f"{label}: {n - found:,} of its {n:,} complete lines ({(n - found) / n:.1%}) are new; "
+            f"{found:,} are whole lines of {name}"
+        )
+    return "\n".join(lines)
+
+
+SHOWN_LINES = 10  # of the generated lines found in the training text, on stderr
+
+
+def _lines_summary(reports, name: str) -> str:
+    """One sample a line (--stop '\\n'): how many are new and which are lines of the text
+    (makemore's in-train / new), in one line for stderr."""
+    lines = [line for report in reports for line in report.lines]
+    found = [line for line, whole in lines if whole]
+    if not lines:
+        return "copying: no sample is a complete, non-empty line"
+    shown = ", ".join(repr(line) for line in found[:SHOWN_LINES])
+    more = f" and {len(found) - SHOWN_LINES} more" if len(found) > SHOWN_LINES else ""
+    return (
+        f"copying: {len(lines) - len(found)} of the {len(lines)} generated lines "
+        f"({(len(lines) - len(found)) / len(lines):.1%}) are new"
+        + (f"; {len(found)} are whole lines of {name}: {shown}{more}" if found else f"; none is a line of {name}")
     )
-    return f"{first}\n{second}"

@@ -10,6 +10,7 @@ from charrnn.cli.options import Integer, checkpoint_option, checkpoint_path_of, 
 
 
 @click.command()
+@click.argument("run", required=False, type=click.Path(), metavar="[RUN]")
 @checkpoint_option
 @click.option(
     "--host",
@@ -37,11 +38,11 @@ from charrnn.cli.options import Integer, checkpoint_option, checkpoint_path_of, 
     default=1,
     show_default=True,
     help="Generations run at once; other requests wait their turn. One already uses the cores (the BLAS "
-    "threads), so more made a 2-core machine slower (benchmarks/bench_serve.py).",
+    "threads), so on 2 cores more are slower in total (benchmarks/bench_serve.py).",
 )
 @engine_option
 @click.option("-q", "--quiet", is_flag=True, help="No line on stderr per request (the start and stop lines stay).")
-def serve(checkpoint_path, host, port, max_chars, max_samples, max_body, workers, engine, quiet):
+def serve(run, checkpoint_path, host, port, max_chars, max_samples, max_body, workers, engine, quiet):
     """Serve a model over HTTP: a JSON API and a page to write with.
 
     \b
@@ -52,15 +53,17 @@ def serve(checkpoint_path, host, port, max_chars, max_samples, max_body, workers
     GET  /healthz      {"status": "ok"}
     GET  /             a writing page: Tab asks for continuations of the text before the cursor
 
-    The model is loaded once. A bad request gets a 4xx answer {"error": MESSAGE}, the
-    message `charrnn sample` would print. Ctrl-C or SIGTERM stops the server: it
-    stops accepting, lets running requests finish, and exits 0.
+    RUN (or -c) is a run directory (its best.npz) or a checkpoint file; without
+    either, the most recently written run under checkpoints/. The model is loaded
+    once. A bad request gets a 4xx answer {"error": MESSAGE}, the message `charrnn
+    sample` would print. Ctrl-C or SIGTERM stops the server: it stops accepting, lets
+    running requests finish, and exits 0.
 
     \b
     Examples:
-      charrnn serve -c checkpoints/tinyshakespeare
+      charrnn serve checkpoints/tales
       curl -s localhost:8000/v1/generate -H 'Content-Type: application/json' \\
-           -d '{"seed": "ROMEO:", "n": 200, "num_samples": 3}' | jq -r '.texts[]'
+           -d '{"seed": "LISK:", "n": 200, "num_samples": 3}' | jq -r '.texts[]'
       charrnn serve -c checkpoints/tales --port 0 --max-chars 500 -q
     """
     from charrnn import checkpoint
@@ -68,7 +71,7 @@ def serve(checkpoint_path, host, port, max_chars, max_samples, max_body, workers
     from charrnn.serve import api, page
     from charrnn.serve.server import Server, Service
 
-    path = checkpoint_path_of(checkpoint_path)
+    path = checkpoint_path_of(checkpoint_path, positional=run)  # the start line names it
     ckpt = checkpoint.load(path)
     limits = api.Limits(max_chars=max_chars, max_samples=max_samples, max_body=max_body)
     log = None if quiet else (lambda line: click.echo(line, err=True))

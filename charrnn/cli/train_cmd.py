@@ -8,7 +8,15 @@ import sys
 import click
 from click.core import ParameterSource
 
-from charrnn.cli.options import config_options, encoding_option, engine_option, json_option, load_engine, quiet_option
+from charrnn.cli.options import (
+    More,
+    config_options,
+    encoding_option,
+    engine_option,
+    json_option,
+    load_engine,
+    quiet_option,
+)
 from charrnn.cli.output import number, table
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.errors import CharRNNError, Interrupted
@@ -35,7 +43,7 @@ MODEL_FIELDS = {f for f in ModelConfig.__dataclass_fields__}
     help="Continue from the latest checkpoint in the checkpoint directory, or from PATH.",
 )
 @click.option(
-    "--overwrite", is_flag=True, help="Start a new run even where an earlier run saved checkpoints (they are replaced)."
+    "--overwrite", is_flag=True, help="Start a new run in a directory that holds another run's checkpoints (replaced)."
 )
 @click.option(
     "--keep-last",
@@ -85,6 +93,7 @@ def train(
       charrnn train a.txt b.txt --concat --checkpoint-dir checkpoints/ab
       charrnn train input.txt --cell gru --hidden-size 512 --layers 1
       charrnn train input.txt --resume --time-limit 20m   # 20 minutes in all, not 20 more
+      charrnn train input.txt --resume --time-limit +20m  # 20 minutes more
     """
     from charrnn import data, jobs
 
@@ -93,9 +102,12 @@ def train(
         for k, v in settings.items()
         if ctx.get_parameter_source(k) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
     }
+    added = {k: v.value for k, v in given.items() if isinstance(v, More)}  # --time-limit +20m
+    given.update({k: type(TrainConfig.__dataclass_fields__[k].default)(v) for k, v in added.items()})
     request = jobs.Request(
         model={k: v for k, v in given.items() if k in MODEL_FIELDS},
         train={k: v for k, v in given.items() if k not in MODEL_FIELDS},
+        added=set(added),
         encoding=encoding,
         resume=resume,
         overwrite=overwrite,

@@ -21,9 +21,9 @@ from charrnn.errors import CharRNNError, UsageError
 LIMIT_MAX = 200_000  # --max-chars cannot go past this: the page would be hundreds of MB
 
 
-def read_text(path: str, encoding: str, max_chars: int) -> str:
-    """The text of ``path`` (``-``: standard input). One longer than ``max_chars`` is
-    refused as soon as reading passes the limit, without reading the rest."""
+def read_text(path: str, encoding: str, max_chars: int) -> tuple[str, bool]:
+    """The first ``max_chars`` characters of ``path`` (``-``: standard input), and
+    whether it has more; the rest is never read."""
     from charrnn import data
 
     data.check_input(path)
@@ -32,11 +32,8 @@ def read_text(path: str, encoding: str, max_chars: int) -> str:
         pieces.append(piece)
         size += len(piece)
         if size > max_chars:
-            raise UsageError(
-                f"{path} has more than {max_chars:,} characters, the most vis shows (--max-chars): "
-                f"cut it, e.g. head -c {max_chars} {path} | charrnn vis - ..."
-            )
-    return "".join(pieces)
+            return "".join(pieces)[:max_chars], True
+    return "".join(pieces), False
 
 
 @click.command()
@@ -55,7 +52,8 @@ def read_text(path: str, encoding: str, max_chars: int) -> str:
     type=Integer(min=1, max=LIMIT_MAX),
     default=20_000,
     show_default=True,
-    help="Refuse a longer text (the page holds every unit's activation at every character).",
+    help="Show at most this many characters of the text, the first ones (the page holds every unit's "
+    "activation at every character).",
 )
 @click.option("--drop-unknown", is_flag=True, help="Leave out characters the model never saw instead of refusing.")
 @encoding_option(default=None, help_extra=" [default: the checkpoint's corpus encoding]")
@@ -65,7 +63,8 @@ def read_text(path: str, encoding: str, max_chars: int) -> str:
 def vis(file, checkpoint_path, text, output, max_chars, drop_unknown, encoding, engine, as_json, quiet):
     """Write an HTML page showing what the model's units track in a text.
 
-    The page colours each character of the text by the activation of a chosen unit
+    A text longer than --max-chars is cut to its first --max-chars characters (a
+    note says so). The page colours each character of the text by the activation of a chosen unit
     (a layer's h, or the LSTM's tanh(c)), or by its surprisal in bits; hovering over or
     clicking a character shows the probability the model gave it and its top 5
     guesses. "Found for you" ranks the units most correlated with properties of the
@@ -75,7 +74,7 @@ def vis(file, checkpoint_path, text, output, max_chars, drop_unknown, encoding, 
 
     \b
     Examples:
-      charrnn vis -c checkpoints/tinyshakespeare corpora/tinyshakespeare.txt --max-chars 20000 -o page.html
+      charrnn vis -c checkpoints/tales corpora/tales.txt -o page.html    # its first 20,000 characters
       head -c 5000 corpora/tales.txt | charrnn vis -c checkpoints/tales - -o tales.html
       charrnn vis --text '"Hello," she said (quietly).' -o hello.html --json | jq .found[0]
     """
@@ -86,12 +85,20 @@ def vis(file, checkpoint_path, text, output, max_chars, drop_unknown, encoding, 
         raise UsageError("give the text as FILE or with --text (one of them)")
     if as_json and output == "-":
         raise UsageError("--json prints a summary on stdout; write the page to a file with -o PAGE.html")
-    path = checkpoint_path_of(checkpoint_path)
+    path = checkpoint_path_of(checkpoint_path, None if quiet else lambda line: click.echo(line, err=True))
     ckpt = checkpoint.load(path)
     if file is not None:
         corpus_encoding = ckpt.corpus.get("encoding")
-        text = read_text(
+        text, cut = read_text(
             file, encoding or (corpus_encoding if isinstance(corpus_encoding, str) else "utf-8"), max_chars
+        )
+    else:
+        text, cut = text[:max_chars], len(text) > max_chars
+    if cut and not quiet:
+        click.echo(
+            f"note: {'--text' if file is None else file} is longer than {max_chars:,} characters; the page shows "
+            f"the first {max_chars:,} (--max-chars, up to {LIMIT_MAX:,})",
+            err=True,
         )
     if drop_unknown:
         text, dropped = sampling.drop_unknown(text, ckpt.vocab)
