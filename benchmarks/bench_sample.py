@@ -6,7 +6,8 @@ a checkpoint with --checkpoint. ``weights`` in the output says what bounds one s
 the bytes of weight matrices its step reads per character and how fast one
 matrix-vector product of that size streams them on this machine.
 
-    python benchmarks/bench_sample.py --cell lstm --hidden 256 --layers 2 -n 20000 --num-samples 1 64
+    python benchmarks/bench_sample.py --cell lstm --hidden 256 --layers 2 -n 20000 --num-samples 1 64 --engine numba
+    python benchmarks/bench_sample.py --checkpoint checkpoints/tinyshakespeare --top-p 0.9 --num-samples 1
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from charrnn import model, parallel, sampling
+from charrnn import engines, model, parallel, sampling
 from charrnn.config import ModelConfig
 from charrnn.data import Vocab
 from charrnn.stepper import Stepper
@@ -32,13 +33,14 @@ from charrnn.stepper import Stepper
 VOCAB = Vocab("".join(sorted("\n !$&',-.3:;?" + "ABCDEFGHIJKLMNOPQRSTUVWXYZ" + "abcdefghijklmnopqrstuvwxyz")))
 
 
-def sample_throughput(params, cfg, vocab, n: int, num_samples: int, seed_text: str = "\n", top_p: float = 1.0) -> float:
+def sample_throughput(
+    params, cfg, vocab, n: int, num_samples: int, seed_text: str = "\n", top_p: float = 1.0, engine=None
+) -> float:
     """Aggregate chars/s over all streams, seed feeding included."""
     t0 = time.perf_counter()
     produced = 0
-    for chars in sampling.generate(
-        params, cfg, vocab, seed_text, n, temperature=1.0, top_p=top_p, rng_seed=0, num_samples=num_samples
-    ):
+    options = {"temperature": 1.0, "top_p": top_p, "rng_seed": 0, "num_samples": num_samples, "engine": engine}
+    for chars in sampling.generate(params, cfg, vocab, seed_text, n, **options):
         produced += sum(1 for _ in chars)
     return produced / (time.perf_counter() - t0)
 
@@ -85,6 +87,7 @@ def main(argv=None):
     p.add_argument("--num-samples", type=int, nargs="+", default=[1, 64])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling, as charrnn sample --top-p")
+    p.add_argument("--engine", choices=engines.NAMES, default=None, help="default: $CHARRNN_ENGINE, else auto")
     a = p.parse_args(argv)
     if a.checkpoint:
         from charrnn import checkpoint
@@ -95,8 +98,11 @@ def main(argv=None):
         vocab = VOCAB
         cfg = ModelConfig(cell=a.cell, vocab_size=vocab.size, hidden_size=a.hidden, n_layers=a.layers)
         params = model.init_params(cfg, np.random.default_rng(0))
+    engine = engines.get(a.engine)
+    engines.warm_up(engine, cfg.cell)
     out = {
         "impl": "charrnn",
+        "engine": engine.name,
         "top_p": a.top_p,
         "cell": cfg.cell,
         "hidden": cfg.hidden_size,
@@ -106,7 +112,7 @@ def main(argv=None):
     }
     for k in a.num_samples:
         n = a.n if k == 1 else max(200, a.n // k * 4)
-        rates = [sample_throughput(params, cfg, vocab, n, k, top_p=a.top_p) for _ in range(a.repeats)]
+        rates = [sample_throughput(params, cfg, vocab, n, k, top_p=a.top_p, engine=engine) for _ in range(a.repeats)]
         out["results"].append(
             {
                 "num_samples": k,

@@ -62,3 +62,13 @@ def test_profile_sections_add_up_and_leave_the_cells_as_they_were(capsys, engine
     parts = s["recurrence forward"] + s["recurrence backward"] + s["everything else"]
     assert parts == pytest.approx(s["step"], rel=0.5)  # medians of parts need not add exactly
     assert set(out["batch_seconds"]) <= {"parallel", "one after the other"}
+
+
+def test_bench_eval_times_each_engine_on_the_held_out_text(tiny_corpus, tmp_path, capsys):
+    import bench_eval
+    from helpers import ok, train
+
+    ok(train(tiny_corpus, tmp_path / "ck"))
+    bench_eval.main(["--checkpoint", str(tmp_path / "ck"), "--rounds", "1", "--engines", "numpy"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["chars"] == 600 and len(out["seconds"]["numpy"]) == 1 and out["speedup_over_numpy"]["numpy"] == 1.0

@@ -262,3 +262,22 @@ def test_numba_lookup_equals_the_one_hot_product():
         a, _, _ = model.forward(p, cfg_v, ids, state[:1], engine=engines.get("numpy"))
         b, _, _ = model.forward(p, cfg_v, ids, state[:1], engine=engines.get("numba"))
         _close(b, a, f"logits, V={V}")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_same_step_on_one_core_and_on_two(engine):
+    """The shard layout depends on the batch only: shards one after the other (one core)
+    and in parallel threads (two) give the same numbers, bit for bit."""
+    from charrnn.parallel import ShardRunner
+
+    cfg, params, x, y, state = _setup("lstm", 2, B=32, T=16)
+    e = engines.get(engine)
+    out = []
+    for threads in (1, 2):
+        runner = ShardRunner(32, threads=threads)
+        out.append(runner.loss_and_grads(params, cfg, x, y, state, 0.25, np.random.default_rng(9), engine=e))
+        runner.close()
+    (l1, g1, s1), (l2, g2, s2) = out
+    assert l1 == l2
+    assert all(np.array_equal(g1[k], g2[k]) for k in g1)
+    assert all(np.array_equal(a, b) for la, lb in zip(s1, s2) for a, b in zip(la, lb))

@@ -39,8 +39,8 @@ def numba_missing() -> str | None:
     """Why the numba engine cannot load here (None: it can)."""
     try:
         _load("numba")
-    except ImportError as exc:
-        return str(exc)
+    except (ImportError, RuntimeError, OSError) as exc:  # not installed, or no cache it can write
+        return str(exc) or type(exc).__name__
     return None
 
 

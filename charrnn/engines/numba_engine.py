@@ -172,10 +172,12 @@ class Stream:
         """Draw up to len(out) characters after ``x`` (numba_kernels.stream_run): noise
         (len(out),V) float64 gives each draw's Gumbel noise; ``stop`` and ``recent``
         (int64 ids) end the run after the stop text. Returns how many were drawn."""
+        # the scalars as the types warm_up compiled for: an int top_p would compile anew
         return int(
             k.stream_run(
                 self.cell, self.rows, self.Wx, self.Wh, self.b, self.bhn, self.Wy, self.by,
-                self.h, self.h_next, self.c, x, self.logits, noise, top_k, top_p, greedy, stop, recent, out,
+                self.h, self.h_next, self.c, int(x), self.logits, noise, int(top_k), float(top_p), bool(greedy),
+                stop, recent, out,
             )
         )  # fmt: skip
 
