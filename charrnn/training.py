@@ -432,6 +432,7 @@ def train(
         train_mean = interval[0] / interval[1] if interval[1] else None
         first, interval = interval[2], [0.0, 0, st.step + 1]
         if losses is None:  # stopping, and validating would take too long: keep latest.npz only
+            st.elapsed = start_elapsed + time.perf_counter() - t0
             saved.update(save_checkpoints(run, st, False, keep_last))
             saved_step = st.step
             return
@@ -449,6 +450,7 @@ def train(
         improved = st.best_val is None or val < st.best_val
         if improved:
             st.best_val = val
+        st.elapsed = start_elapsed + time.perf_counter() - t0  # validating counts, in the checkpoint too
         saved.update(save_checkpoints(run, st, improved, keep_last))
         saved_step = st.step
         record = {

@@ -240,10 +240,9 @@ def test_a_learning_rate_of_1e30_is_divergence_not_a_crash(trained, corpus):
     assert {p.name: sha256(p) for p in trained.iterdir() if p.is_file()} == before
 
 
-def test_resuming_a_finished_run_exits_0_and_changes_nothing(trained, corpus):
+def test_resuming_a_finished_run_is_exit_2_and_changes_nothing(trained, corpus):
     before = {p.name: sha256(p) for p in trained.iterdir() if p.is_file()}
-    result = ok(run("train", corpus, "--checkpoint-dir", trained, "--resume"))
-    assert "nothing was changed" in result.stderr
+    fails(run("train", corpus, "--checkpoint-dir", trained, "--resume"), 2, "nothing was trained")
     assert {p.name: sha256(p) for p in trained.iterdir() if p.is_file()} == before
 
 
