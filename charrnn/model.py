@@ -41,6 +41,7 @@ import numpy as np
 
 from charrnn import cells, engines
 from charrnn.config import ModelConfig
+from charrnn.dropout import StreamMasks
 from charrnn.engines import Engine
 
 
@@ -218,6 +219,7 @@ def _forward(params, cfg: ModelConfig, x, state, dropout, rng, train, stop=None,
     """forward() with logits (T,V,B) and the cache the backward pass needs."""
     engine = _engine(engine)
     ops = engine.cells[cfg.cell]
+    masks = None if dropout <= 0.0 else rng if isinstance(rng, StreamMasks) else StreamMasks.from_rng(rng)
     X_ids = np.ascontiguousarray(x.T)  # (T,B)
     dtype = params["Why"].dtype
     small = cfg.vocab_size <= ONE_HOT_MAX_V and (train or engine.embed is None)  # the gradient needs it too
@@ -233,7 +235,7 @@ def _forward(params, cfg: ModelConfig, x, state, dropout, rng, train, stop=None,
         H_out = hs[1:]  # (T,H,B)
         mask = None
         if dropout > 0.0:
-            mask = rng.random(H_out.shape, dtype=np.float32) >= dropout  # bool: 1 byte a unit
+            mask = masks.keep(H_out.shape, dropout)  # bool: 1 byte a unit
             D = H_out * mask
             D *= 1.0 / (1.0 - dropout)  # inverted dropout: no rescaling at inference
         else:
@@ -259,8 +261,9 @@ def forward(
     """Run a chunk x (B,T) through the network.
 
     Returns logits (T,B,V) time-major (a view), the new state, and the cache for the
-    backward pass (only with ``train``). Dropout is applied (with ``rng``) only when
-    ``dropout > 0``. ``engine`` runs the cells (engines.get(); None takes the default).
+    backward pass (only with ``train``). Dropout is applied only when ``dropout > 0``,
+    its masks drawn stream by stream (dropout.StreamMasks: ``rng`` is one, or the run's
+    generator that keys one). ``engine`` runs the cells (engines.get(); None takes the default).
     """
     logits, new_state, cache = _forward(params, cfg, x, state, dropout, rng, train, engine=engine)
     return logits.transpose(0, 2, 1), new_state, cache
@@ -297,7 +300,8 @@ def loss_and_grads(
     params : dict of arrays, as made by ``init_params`` (float32, or float64 for checks)
     x, y : (B,T) integer arrays; y[:, t] is the character that follows x[:, t]
     state : per-layer tuples of (B,H) arrays carried in from the previous chunk
-    dropout, rng : dropout probability on layer outputs and the generator that draws it
+    dropout, rng : dropout probability on layer outputs, and its masks: a
+        dropout.StreamMasks, or the generator that keys one with a draw
     stop : a threading.Event; once set, the step raises Stopped at the next layer
     engine : runs the cells (engines.get(); None takes the default)
 

@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from charrnn import model
+from charrnn.dropout import StreamMasks
 
 MIN_SHARD = 8  # streams per shard below which the per-step products get too thin to pay
 
@@ -116,9 +117,10 @@ class ShardRunner:
             self.pool.shutdown()
 
     def loss_and_grads(self, params, cfg, x, y, state, dropout, rng: np.random.Generator, stop=None, engine=None):
-        """Same contract as model.loss_and_grads over the whole batch. Each shard draws
-        its dropout masks from its own generator, seeded from ``rng``."""
-        seeds = rng.integers(0, 2**63, size=len(self.bounds))
+        """Same contract as model.loss_and_grads over the whole batch. The step's dropout
+        masks are keyed by one draw from ``rng`` and drawn stream by stream
+        (dropout.StreamMasks), so they are the whole batch's whatever the shards."""
+        key = StreamMasks.from_rng(rng).key
         jobs = [
             (
                 params,
@@ -127,11 +129,11 @@ class ShardRunner:
                 y[a:b],
                 [tuple(s[a:b] for s in layer) for layer in state],
                 dropout,
-                np.random.default_rng(seed),
+                StreamMasks(key, a),
                 stop,
                 engine,
             )
-            for (a, b), seed in zip(self.bounds, seeds)
+            for a, b in self.bounds
         ]
         if self.parallel:
             with blas_threads(1):
