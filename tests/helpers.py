@@ -178,7 +178,7 @@ def kill_children(since: int = 0) -> None:
 @pytest.fixture(autouse=True)
 def _kill_what_the_test_started():
     """Children started by a test or its function-scoped fixtures die with the test;
-    those of module- and session-scoped fixtures (set up before this) are left to them."""
+    those of fixtures of a wider scope (set up before this one) are left to them."""
     since = len(CHILDREN)
     yield
     kill_children(since)
