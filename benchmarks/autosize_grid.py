@@ -12,7 +12,7 @@ fair to every run. One JSON line per run goes to --out; a table is printed at th
     python benchmarks/autosize_grid.py --cell names50k=PATH:120 --cell shakespeare=PATH:600 \\
         --out grid.jsonl [--launcher "flock /tmp/cpu.lock"]
 
-    python benchmarks/autosize_grid.py --table grid.jsonl    # the Markdown tables of benchmarks/AUTOSIZE.md
+    python benchmarks/autosize_grid.py --table grid.jsonl    # the Markdown tables of benchmarks/RESULTS.md
 
 --launcher prefixes every command that computes (e.g. a lock that keeps other jobs
 off the machine while a run is timed). Never run two trainings at the same time.

@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from charrnn import engines
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODELS = ("lstm:2:256", "gru:1:256", "rnn:1:512")  # the reference models
+MODELS = ("lstm:2:256", "gru:1:256", "rnn:1:512")  # one of each cell, the sizes RESULTS.md compares
 TORCH_MISSING = 3
 
 

@@ -65,9 +65,9 @@ def _is_bias(name: str, cfg: ModelConfig) -> bool:
 
 
 def init_params(cfg: ModelConfig, rng: np.random.Generator, dtype=np.float32) -> dict[str, np.ndarray]:
-    """Uniform(-1/sqrt(H), 1/sqrt(H)) weights as in PyTorch's recurrent layers; biases zero
-    (an LSTM forget-gate bias of 1, the usual advice, learned more slowly here: see the
-    README's notes on learning per step).
+    """Uniform(-1/sqrt(H), 1/sqrt(H)) weights as in PyTorch's recurrent layers; biases zero,
+    the LSTM's forget gate included: with the embedding's larger steps (lr_scales), the
+    usual advice of a forget-gate bias of 1 learned more slowly.
 
     Layer 0's input weights are an embedding fused with an input projection. PyTorch's
     Embedding(V,H) ~ N(0,1) followed by U(±1/sqrt(H)) weights gives rows of std

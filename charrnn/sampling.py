@@ -169,8 +169,8 @@ class _Picker:
         one stream pays for every call on every character. The unfiltered winner is the
         filtered one whenever the filters keep it (most draws), so the mask over the
         whole row is only formed when they do not; and the filters always keep the most
-        likely character, the draw of a trained model about 60% of the time, so for it
-        they are not computed at all."""
+        likely character, which is most of a trained model's draws, so for it they are
+        not computed at all."""
         if self.greedy:
             return int(row.argmax())
         z = row + self._next_noise()[0]
