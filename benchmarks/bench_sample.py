@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from charrnn import engines, model, parallel, sampling
+from charrnn import engines, model, process, sampling
 from charrnn.config import ModelConfig
 from charrnn.data import Vocab
 from charrnn.stepper import Stepper
@@ -62,7 +62,7 @@ def weight_streaming(params, cfg, repeats: int = 2000) -> dict:
     x, out = np.ones((W.shape[1], 1), np.float32), np.empty((rows, 1), np.float32)
     rates = {}
     for name, threads in (("one_thread", 1), ("default_threads", None)):
-        ctx = parallel.blas_threads(threads) if threads else contextlib.nullcontext()
+        ctx = process.blas_threads(threads) if threads else contextlib.nullcontext()
         with ctx:
             np.matmul(W, x, out=out)
             t = time.perf_counter()

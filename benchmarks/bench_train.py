@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from gemm_rate import gemm_gflops
 
-from charrnn import data, engines, model, training
+from charrnn import data, engines, model, process, training
 from charrnn.config import ModelConfig, TrainConfig
 
 DEFAULT_CORPUS = os.path.join(os.path.dirname(__file__), "..", "corpora", "tales.txt")
@@ -39,10 +39,7 @@ DEFAULT_CORPUS = os.path.join(os.path.dirname(__file__), "..", "corpora", "tales
 def make_run(ids, vocab, cell, hidden, layers, batch, seq_len, dropout, engine=None) -> training.Run:
     cfg = ModelConfig(cell=cell, vocab_size=vocab.size, hidden_size=hidden, n_layers=layers, dropout=dropout)
     tc = TrainConfig(seq_len=seq_len, batch_size=batch, lr=2e-3, clip=5.0, time_limit=0, lr_schedule="constant")
-    run = training.Run(cfg, tc, vocab, ids, ids[-1000:], "/nonexistent")
-    if engine is not None:
-        run.engine = engine
-    return run
+    return training.Run(cfg, tc, vocab, ids, ids[-1000:], "/nonexistent", engine=engine or engines.get())
 
 
 def train_throughput(run: training.Run, steps: int, warmup: int = 3) -> dict:
@@ -72,6 +69,7 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--engine", choices=engines.NAMES, default=None, help="default: $CHARRNN_ENGINE, else auto")
     a = p.parse_args(argv)
+    process.tune_for_training()  # as a training run does
     engine = engines.get(a.engine)
     engines.warm_up(engine, a.cell)
     loaded = data.load_corpus(a.corpus)

@@ -114,7 +114,7 @@ def main(argv=None):
     if a.no_single_thread:
         result["single_thread"] = "skipped (--no-single-thread)"
     else:
-        from charrnn.parallel import blas_threads
+        from charrnn.process import blas_threads
 
         with blas_threads(1):
             result["single_thread"] = rate_table(repeats=a.repeats, min_time=a.min_time)

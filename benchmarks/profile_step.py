@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from charrnn import cells, engines, memory, model, parallel
+from charrnn import cells, engines, model, parallel, process
 from charrnn.config import ModelConfig
 
 
@@ -58,7 +58,7 @@ def shard_sections(cfg: ModelConfig, B: int, T: int, steps: int, engine, seed: i
     engine.cells[cfg.cell] = timed
     rows = []
     try:
-        with parallel.blas_threads(1):
+        with process.blas_threads(1):
             model.loss_and_grads(params, cfg, x, y, state, cfg.dropout, rng, engine=engine)
             for _ in range(steps):
                 totals.clear()
@@ -83,7 +83,7 @@ def recurrent_gemms(cfg: ModelConfig, B: int, T: int, repeats: int = 7) -> float
     h, d = rng.random((H, B), np.float32), rng.random((G, B), np.float32)
     a, dh = np.empty((G, B), np.float32), np.empty((H, B), np.float32)
     times = []
-    with parallel.blas_threads(1):
+    with process.blas_threads(1):
         for _ in range(repeats):
             t = time.perf_counter()
             for _ in range(T):
@@ -106,7 +106,7 @@ def whole_batch(cfg: ModelConfig, B: int, T: int, rounds: int, engine, seed: int
     for _ in range(rounds):
         for mode in times:
             runner.parallel = can_parallel and mode == "parallel"
-            ctx = contextlib.nullcontext() if runner.parallel else parallel.blas_threads(1)
+            ctx = contextlib.nullcontext() if runner.parallel else process.blas_threads(1)
             with ctx:
                 t = time.perf_counter()
                 runner.loss_and_grads(params, cfg, x, y, state, cfg.dropout, rng, engine=engine)
@@ -133,7 +133,7 @@ def main(argv=None):
     p.add_argument("--engine", choices=engines.NAMES, default=None, help="default: $CHARRNN_ENGINE, else auto")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
-    memory.keep_freed_memory()  # as training does: freed blocks are reused, not faulted in again
+    process.tune_for_training()  # as a training run does
     engine = engines.get(a.engine)
     engines.warm_up(engine, a.cell)
     cfg = ModelConfig(cell=a.cell, vocab_size=a.vocab, hidden_size=a.hidden, n_layers=a.layers, dropout=a.dropout)

@@ -81,6 +81,12 @@ def candidate(hidden_size: int, vocab_size: int, dropout: float = 0.0) -> ModelC
     return ModelConfig(cell="lstm", vocab_size=vocab_size, hidden_size=hidden_size, n_layers=LAYERS, dropout=dropout)
 
 
+def log_between(x: float, low: float, high: float) -> float:
+    """Where x lies between low and high on a log scale: 0 at or below low, 1 at or
+    above high (each rule below blends two settings by it)."""
+    return min(1.0, max(0.0, math.log(max(x, 1e-9) / low) / math.log(high / low)))
+
+
 def chars_per_param(epochs: float) -> float:
     """Fewest characters a model must read per parameter in its budget, when that
     budget reads the training text ``epochs`` times. A text read about once is all
@@ -88,9 +94,8 @@ def chars_per_param(epochs: float) -> float:
     text read several times favours the larger model (the grid of
     benchmarks/autosize_grid.py: War and Peace against tiny Shakespeare and tales in
     two minutes, benchmarks/RESULTS.md)."""
-    low, high = FRESH_EPOCHS
     most, fewest = CHARS_PER_PARAM
-    t = min(1.0, max(0.0, math.log(max(epochs, 1e-9) / low) / math.log(high / low)))
+    t = log_between(epochs, *FRESH_EPOCHS)
     return most + t * (fewest - most)
 
 
@@ -99,9 +104,7 @@ def dropout_for(epochs: float) -> float:
     end of DROPOUT_RANGE up to one epoch, the high end from DROPOUT_EPOCHS on, and
     log-linear between."""
     low, high = DROPOUT_RANGE
-    if epochs <= 1:
-        return low
-    t = min(1.0, math.log(epochs) / math.log(DROPOUT_EPOCHS))
+    t = log_between(epochs, 1.0, DROPOUT_EPOCHS)
     return round(low + t * (high - low), 2)
 
 
@@ -110,8 +113,7 @@ def lr_for(hidden_size: int, epochs: float = math.inf) -> float:
     (smaller models learn faster with larger steps), times up to FEW_EPOCHS_LR for a run
     that reads its text about once, where each step must count; with more passes the
     larger rate is worse (benchmarks/RESULTS.md: the learning-rate rows and the grid)."""
-    low, high = FEW_EPOCHS
-    t = min(1.0, max(0.0, math.log(max(epochs, 1e-9) / low) / math.log(high / low)))
+    t = log_between(epochs, *FEW_EPOCHS)
     factor = FEW_EPOCHS_LR + t * (1.0 - FEW_EPOCHS_LR)
     return round(min(LR_MAX, LR_AT_384 * math.sqrt(384 / hidden_size)) * factor, 5)
 
@@ -196,7 +198,7 @@ def probe(vocab_size: int, train_cfg: TrainConfig, seed: int = 0, engine=None) -
     (None: the default); returns the fitted Speed and the seconds the probe took."""
     import numpy as np
 
-    from charrnn import data, training
+    from charrnn import data, engines, training
 
     t0 = time.perf_counter()
     B, T = train_cfg.batch_size, train_cfg.seq_len
@@ -206,9 +208,7 @@ def probe(vocab_size: int, train_cfg: TrainConfig, seed: int = 0, engine=None) -
     points = []
     for H in PROBE_SIZES:
         cfg = candidate(H, vocab_size, dropout=0.2)
-        run = training.Run(cfg, train_cfg, vocab, ids, ids[:100], checkpoint_dir="")
-        if engine is not None:
-            run.engine = engine
+        run = training.Run(cfg, train_cfg, vocab, ids, ids[:100], checkpoint_dir="", engine=engine or engines.get())
         st = training.new_state(run)
         streams = data.Streams(ids, B, T)
         training.train_step(run, st, streams)  # the first step pays for thread pools and caches

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 
 @dataclass(frozen=True)
 class CellSpec:
@@ -36,11 +34,13 @@ SPECS: dict[str, CellSpec] = {
 }
 
 
-def gate_scale(cell: CellSpec, H: int, dtype) -> np.ndarray | None:
+def gate_scale(cell: CellSpec, H: int, dtype):
     """(G,) factors the caller applies to its input weights and bias so that Zx arrives
     with the σ-gate rows halved (None: nothing to halve): every engine computes
     σ(x) = 0.5 tanh(x/2) + 0.5, so that one tanh serves all gates. Scaling the (in,G)
     weights costs far less than a pass over the (G,T,B) pre-activations."""
+    import numpy as np  # here, not at the top: config.py imports this table, and the CLI config
+
     if not cell.sigmoid_gates:
         return None
     scale = np.ones(cell.gates * H, dtype=dtype)

@@ -17,6 +17,9 @@ from charrnn.cells import SPECS, CellSpec
 from charrnn.errors import ConfigError
 
 CELLS = tuple(SPECS)
+# what `charrnn sample`, `serve` and the samples while training draw unless told
+LENGTH = 500  # characters a sample has unless told (charrnn sample -n, serve's "n")
+TEMPERATURE = 0.8  # below 1: safer text; charrnn sample -t, serve, the samples while training
 OPTIMIZERS = ("adam", "adagrad", "rmsprop", "sgd")
 SCHEDULES = ("cosine", "constant")
 CLIP_MODES = ("norm", "value")
@@ -170,6 +173,18 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         return _from_dict(cls, d)
+
+
+def flag_duration(seconds: float) -> str:
+    """600 -> '10m', 90 -> '90s', 5400 -> '1h30m': a duration as --time-limit takes it
+    (how --help shows a default)."""
+    s = int(seconds)
+    if s != seconds or s == 0:
+        return f"{seconds:g}"
+    h, m, sec = s // 3600, s // 60 % 60, s % 60
+    if sec and (h or m) and s < 600:
+        return f"{s}s"
+    return "".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m"), (sec, "s")) if v)
 
 
 def format_duration(seconds: float) -> str:

@@ -175,8 +175,8 @@ class Vocab:
 
     @property
     def dtype(self):
-        """Smallest unsigned type that holds every id: 1 byte per char for up to 256 chars."""
-        return np.uint8 if self.size <= 256 else np.uint16 if self.size <= 65536 else np.uint32
+        """Smallest unsigned type that holds every id (id_dtype)."""
+        return id_dtype(self.size)
 
     @functools.cached_property
     def _ids_by_code(self) -> np.ndarray:
@@ -230,7 +230,8 @@ class Corpus:
     rereadable: bool  # False for standard input, pipes and FIFOs: gone once read
 
 
-def _id_dtype(n: int):
+def id_dtype(n: int):
+    """Smallest unsigned type that holds n ids: 1 byte per char for up to 256 chars."""
     return np.uint8 if n <= 256 else np.uint16 if n <= 65536 else np.uint32
 
 
@@ -268,7 +269,7 @@ def load_corpus(path: str, encoding: str = "utf-8", vocab: Vocab | None = None) 
             table[fresh] = np.arange(len(order), len(order) + len(fresh))
             order.extend(fresh.tolist())
             prov = table[codes]
-        pieces.append(prov.astype(_id_dtype(len(order))))
+        pieces.append(prov.astype(id_dtype(len(order))))
     if n == 0:
         raise DataError(f"{path} is empty")
     if unknown:

@@ -130,13 +130,6 @@ def char_losses(
     return out
 
 
-def evaluate(params, cfg, ids: np.ndarray, n_context: int = 1, engine=None) -> tuple[float, int]:
-    """Summed loss (nats) of predicting every character of ids[n_context:] (char_losses)
-    and how many characters that is."""
-    losses = char_losses(params, cfg, ids, n_context, engine=engine)
-    return float(losses.sum()), len(losses)
-
-
 def cold_start(
     params,
     cfg,

@@ -5,7 +5,8 @@ BLAS call is far from twice as fast as a 1-thread one, and NumPy's elementwise w
 runs on one core whatever BLAS does. The B streams of a chunk are independent until
 the gradients are summed, so the batch is cut into shards that run the whole forward
 and backward pass in parallel Python threads (NumPy releases the GIL inside matmul and
-ufunc loops), each with a single-threaded BLAS; their gradients are then averaged.
+ufunc loops), each with a single-threaded BLAS (process.blas_threads); their gradients
+are then averaged.
 
 The shard layout depends only on the batch size, never on the machine, so a run gives
 the same numbers on one core (shards run one after the other) as on two.
@@ -14,16 +15,12 @@ the same numbers on one core (shards run one after the other) as on two.
 from __future__ import annotations
 
 import atexit
-import contextlib
-import ctypes
-import os
-import re
-import threading
+import functools
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from charrnn import model
+from charrnn import model, process
 from charrnn.dropout import StreamMasks
 
 MIN_SHARD = 8  # streams per shard below which the per-step products get too thin to pay
@@ -36,78 +33,13 @@ def shard_bounds(batch_size: int, max_shards: int = 2) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
-class _Blas:
-    """Set OpenBLAS's thread count through the library NumPy loaded (found in this
-    process's memory map). Without it, shards run one after the other: two threads
-    each driving a multi-threaded BLAS would only fight over the cores."""
-
-    NAMES = (
-        "scipy_openblas_set_num_threads64_",
-        "scipy_openblas_set_num_threads",
-        "openblas_set_num_threads64_",
-        "openblas_set_num_threads",
-    )
-
-    def __init__(self):
-        self.set = self.get = None
-        try:
-            with open("/proc/self/maps") as f:
-                paths = sorted(set(re.findall(r"(/\S*openblas\S*\.so\S*)", f.read())))
-            for path in paths:
-                lib = ctypes.CDLL(path)
-                for name in self.NAMES:
-                    if hasattr(lib, name):
-                        self.set = getattr(lib, name)
-                        self.set.argtypes = [ctypes.c_int64 if "64" in name else ctypes.c_int]
-                        self.get = getattr(lib, name.replace("set_", "get_"))
-                        self.get.restype = ctypes.c_int
-                        return
-        except (OSError, AttributeError):
-            self.set = self.get = None
-
-
-def _cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-_blas = None
-_lock = threading.Lock()
-
-
-def _blas_control() -> _Blas:
-    global _blas
-    with _lock:
-        if _blas is None:
-            _blas = _Blas()
-        return _blas
-
-
-@contextlib.contextmanager
-def blas_threads(n: int):
-    """Run the block with OpenBLAS limited to n threads (no-op when it cannot be set):
-    each shard's thread gets a single-threaded BLAS, so two shards use two cores
-    instead of four BLAS threads fighting over them."""
-    blas = _blas_control()
-    if blas.set is None:
-        yield
-        return
-    before = blas.get()
-    blas.set(n)
-    try:
-        yield
-    finally:
-        blas.set(before)
-
-
 class ShardRunner:
     """Runs the shards of each step in parallel when the machine and the BLAS allow it."""
 
     def __init__(self, batch_size: int, threads: int | None = None):
         self.bounds = shard_bounds(batch_size)
-        cores = threads or _cores()
-        self.parallel = len(self.bounds) > 1 and cores > 1 and _blas_control().set is not None
+        cores = threads or process.cores()
+        self.parallel = len(self.bounds) > 1 and cores > 1 and process.blas_control().set is not None
         self.pool = ThreadPoolExecutor(len(self.bounds)) if self.parallel else None
         if self.pool is not None:
             atexit.register(self.close)
@@ -136,7 +68,7 @@ class ShardRunner:
             for a, b in self.bounds
         ]
         if self.parallel:
-            with blas_threads(1):
+            with process.blas_threads(1):
                 results = list(self.pool.map(lambda job: model.loss_and_grads(*job), jobs))
         else:
             results = [model.loss_and_grads(*job) for job in jobs]
@@ -151,3 +83,9 @@ class ShardRunner:
                 g += w * r[1][name]
         new_state = [tuple(np.concatenate(parts) for parts in zip(*layers)) for layers in zip(*(r[2] for r in results))]
         return loss, grads, new_state
+
+
+@functools.lru_cache(maxsize=4)
+def runner(batch_size: int) -> ShardRunner:
+    """One runner (and thread pool) per batch size for the life of the process."""
+    return ShardRunner(batch_size)

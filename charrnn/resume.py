@@ -10,6 +10,7 @@ the checkpoint's exactly.
 from __future__ import annotations
 
 import os
+import shlex
 
 from charrnn import checkpoint, data
 from charrnn.config import TrainConfig, flag, resumable
@@ -30,6 +31,14 @@ def source(path: str) -> str:
     if not os.path.exists(path):
         raise CheckpointError(f"nothing to resume: no checkpoint at {path}; drop --resume to start a new run")
     return path
+
+
+def hint(corpus_path: str | None, directory: str, keep_last: int = 0) -> str:
+    """The command that continues the run in ``directory``, quoted for a POSIX shell."""
+    cmd = ["charrnn", "train", corpus_path or "FILE", "--resume", "--checkpoint-dir", directory]
+    if keep_last:
+        cmd += ["--keep-last", str(keep_last)]
+    return " ".join(shlex.quote(str(part)) for part in cmd)
 
 
 def load(source: str) -> checkpoint.Checkpoint:

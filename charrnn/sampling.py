@@ -28,10 +28,6 @@ from charrnn.stepper import Stepper
 BATCH = 256  # samples drawn together in one batched pass
 
 
-LENGTH = 500  # characters a sample has unless told (charrnn sample -n, serve's "n")
-TEMPERATURE = 0.8  # below 1: safer text; charrnn sample -t, serve, the samples while training
-
-
 def default_seed(vocab: Vocab) -> str:
     """What an empty --seed means: a newline (the start of a line) when the model knows
     one, else the first character of the vocabulary."""

@@ -8,23 +8,32 @@ the run it came from bit for bit. No click here: the CLI passes in how to report
 
 from __future__ import annotations
 
-import functools
 import math
 import os
-import shlex
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
-from charrnn import checkpoint, data, engines, evaluation, memory, metrics, model, optim, progress, sampling
-from charrnn.config import ModelConfig, TrainConfig, format_duration
+from charrnn import (
+    checkpoint,
+    data,
+    engines,
+    evaluation,
+    metrics,
+    model,
+    optim,
+    parallel,
+    process,
+    progress,
+    resume,
+    sampling,
+)
+from charrnn.config import TEMPERATURE, ModelConfig, TrainConfig, format_duration
 from charrnn.engines import Engine
 from charrnn.errors import CheckpointError, DataError, Interrupted, TrainingDiverged, UsageError
-from charrnn.parallel import ShardRunner
+from charrnn.signals import StopFlag
 
 SMOOTHING = 0.98  # smoothed_loss = 0.98 * smoothed_loss + 0.02 * loss
 
@@ -45,9 +54,10 @@ class TrainState:
     cold_start: dict | None = None  # evaluation.cold_start at the last validation
 
 
-@dataclass
+@dataclass(frozen=True)
 class Run:
-    """What the trainer needs besides the state: configs, data, where to write."""
+    """What the trainer needs besides the state: configs, data, where to write. Built
+    once (``prepare``), from configs already settled, and never changed afterwards."""
 
     model_cfg: ModelConfig
     train_cfg: TrainConfig
@@ -57,22 +67,15 @@ class Run:
     checkpoint_dir: str
     corpus: dict = field(default_factory=dict)
     n_context: int = 1  # leading chars of val_ids that come from the training text
-    notes: list = field(default_factory=list)  # things the user should know, reported when training starts
+    notes: tuple = ()  # things the user should know, reported when training starts
     fresh: bool = False  # a new run: its first checkpoint starts a new metrics.jsonl
     engine: Engine = field(default_factory=engines.get)  # runs the cells (engines/)
 
 
-def prepare(
-    path: str,
-    model_cfg: dict,
-    train_cfg: TrainConfig,
-    checkpoint_dir: str,
-    encoding: str = "utf-8",
-    vocab: data.Vocab | None = None,
-) -> Run:
-    """Read the corpus, fix the vocabulary and validate that it can be trained on."""
-    text = data.load_corpus(path, encoding, vocab)
-    ids, vocab = text.ids, text.vocab
+def check_text(text: data.Corpus, path: str, train_cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The text's training and validation ids, once it is known that it can be trained
+    on with these batch and chunk sizes (before a model is chosen: it fails fast)."""
+    ids = text.ids
     train_ids, val_ids = data.split(ids, train_cfg.val_frac)
     # one chunk per stream: checked first, it is the usual culprit
     data.require_streams(
@@ -87,53 +90,65 @@ def prepare(
             f"{path} has {len(ids):,} characters, too few to hold out --val-frac "
             f"{train_cfg.val_frac} (that rounds to none); raise --val-frac or use a longer text"
         )
-    cfg = ModelConfig(**{**model_cfg, "vocab_size": vocab.size})
-    corpus = {  # a text read from a pipe has no path to read it from again
+    return train_ids, val_ids
+
+
+def prepare(
+    text: data.Corpus,
+    path: str,
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    checkpoint_dir: str,
+    *,
+    encoding: str = "utf-8",
+    engine: Engine | None = None,
+    fresh: bool = False,
+    notes: tuple = (),
+    corpus: dict | None = None,
+) -> Run:
+    """The run that trains ``model_cfg`` with ``train_cfg`` on ``text`` (data.load_corpus
+    of ``path``), writing to ``checkpoint_dir``. ``corpus`` adds to what the checkpoint
+    records of the text (a joined text's sources)."""
+    if model_cfg.vocab_size != text.vocab.size:
+        raise ValueError(f"the model's vocabulary is {model_cfg.vocab_size}, the text's {text.vocab.size}")
+    train_ids, _ = check_text(text, path, train_cfg)
+    vocab = text.vocab
+    record = {  # a text read from a pipe has no path to read it from again
         "path": os.path.abspath(path) if text.rereadable else None,
         "name": data.text_name(path),
-        "chars": int(len(ids)),
+        "chars": int(len(text.ids)),
         "sha256": text.sha256,
         "encoding": encoding,
+        **(corpus or {}),
     }
-    context_and_val, n_context = evaluation.with_context(ids, len(train_ids))
-    run = Run(cfg, train_cfg, vocab, train_ids, context_and_val, checkpoint_dir, corpus, n_context)
+    context_and_val, n_context = evaluation.with_context(text.ids, len(train_ids))
+    notes = list(notes)
     if vocab.size == 1:  # trains fine (the loss is exactly 0), but the user probably meant another file
-        run.notes.append(
+        notes.append(
             f"note: {path} holds a single distinct character, {vocab.chars!r}; the model can only learn to repeat it"
         )
     elif not vocab.chars.strip():  # spaces, tabs and line ends only: trains, but on no words
-        run.notes.append(
+        notes.append(
             f"note: {path} holds only white space ({data.format_chars(vocab.chars)}); "
             f"the model will only learn to place it"
         )
-    return run
+    return Run(
+        model_cfg,
+        train_cfg,
+        vocab,
+        train_ids,
+        context_and_val,
+        checkpoint_dir,
+        record,
+        n_context,
+        tuple(notes),
+        fresh,
+        engines.get() if engine is None else engine,
+    )
 
 
-def check_memory(run: Run, available: int | None = None) -> None:
-    """Refuse, before anything is allocated, a model whose weights or whose training step
-    would not fit in the memory this machine has free (memory.available)."""
-    available = memory.available() if available is None else available
-    if available is None:
-        return
-    m, t = run.model_cfg, run.train_cfg
-    slots = len(optim.SLOTS[t.optimizer])
-    weights, step = model.memory_estimate(m, t.batch_size, t.seq_len, True, slots)
-    options = f"--hidden-size {m.hidden_size} --layers {m.n_layers}"
-    if weights > available:
-        raise UsageError(
-            f"{options} needs about {memory.gib(weights)} for the weights alone; "
-            f"this machine has {memory.gib(available)} free"
-        )
-    if step > available:
-        raise UsageError(
-            f"{options} with --batch-size {t.batch_size} and --seq-len {t.seq_len} needs about "
-            f"{memory.gib(step)} for one training step (weights, gradients, optimizer state and "
-            f"activations); this machine has {memory.gib(available)} free; use a smaller model or "
-            f"lower --batch-size or --seq-len"
-        )
-
-
-def new_state(run: Run) -> TrainState:
+def new_state(run: Run, elapsed: float = 0.0) -> TrainState:
+    """A new run's state; ``elapsed`` counts what its budget already spent (the probe)."""
     rng = np.random.default_rng(run.train_cfg.rng_seed)
     params = model.init_params(run.model_cfg, rng)
     return TrainState(
@@ -141,6 +156,7 @@ def new_state(run: Run) -> TrainState:
         opt_state=optim.init_state(run.train_cfg.optimizer, params),
         hidden=model.init_hidden(run.model_cfg, run.train_cfg.batch_size),
         rng=rng,
+        elapsed=elapsed,
     )
 
 
@@ -206,26 +222,12 @@ def to_checkpoint(run: Run, st: TrainState) -> checkpoint.Checkpoint:
 
 def learning_rate(cfg: TrainConfig, st: TrainState) -> float:
     """Cosine decay from lr to lr * min_lr_frac over the run. The run's length is known
-    from --max-steps or --time-limit, whichever is reached first."""
+    from --max-steps or --time-limit, whichever is reached first (progress.fraction)."""
     if cfg.lr_schedule == "constant":
         return cfg.lr
-    fractions = []
-    if cfg.max_steps:
-        fractions.append(st.step / cfg.max_steps)
-    if cfg.time_limit:
-        fractions.append(st.elapsed / cfg.time_limit)
-    progress = min(1.0, max(fractions, default=0.0))
+    done = progress.fraction(cfg, st.step, st.elapsed) or 0.0
     floor = cfg.lr * cfg.min_lr_frac
-    return floor + 0.5 * (cfg.lr - floor) * (1.0 + math.cos(math.pi * progress))
-
-
-@functools.lru_cache(maxsize=4)
-def shard_runner(batch_size: int) -> ShardRunner:
-    """One runner (and thread pool) per batch size for the life of the process. The
-    first also keeps malloc from handing each step's temporaries back to the OS, which
-    would fault them in again every step (memory.py)."""
-    memory.keep_freed_memory()
-    return ShardRunner(batch_size)
+    return floor + 0.5 * (cfg.lr - floor) * (1.0 + math.cos(math.pi * done))
 
 
 DIVERGED_FACTOR = 10.0  # a loss above this many times a uniform guess's (ln V) is divergence
@@ -257,7 +259,7 @@ def train_step(run: Run, st: TrainState, streams: data.Streams, stop=None) -> fl
     x, y = streams.chunk(chunk)
     lr = learning_rate(cfg, st)
     try:
-        loss, grads, new_hidden = shard_runner(cfg.batch_size).loss_and_grads(
+        loss, grads, new_hidden = parallel.runner(cfg.batch_size).loss_and_grads(
             st.params, run.model_cfg, x, y, hidden, run.model_cfg.dropout, st.rng, stop, run.engine
         )
         loss += 0.0  # a one-character vocabulary gives -0.0, which would print as "-0.0000"
@@ -293,33 +295,6 @@ def train_step(run: Run, st: TrainState, streams: data.Streams, stop=None) -> fl
     return loss
 
 
-class _StopFlag:
-    """Turns SIGINT/SIGTERM into a flag, so that a signal never lands in the middle of an
-    update and a second Ctrl-C cannot interrupt a save. ``event`` is set too: a step in
-    progress gives up at its next layer (model.Stopped), so a slow step stops quickly."""
-
-    def __init__(self):
-        self.signum = None
-        self.event = threading.Event()
-        self._old = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: signals stay as they were
-                pass
-        return self
-
-    def _handle(self, signum, frame):
-        self.signum = self.signum or signum
-        self.event.set()
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
 def save_checkpoints(run: Run, st: TrainState, improved: bool, keep_last: int = 0) -> dict:
     """latest.npz always, best.npz when validation improved, and with ``keep_last`` a
     step-numbered copy, pruned to the newest ``keep_last`` once the new one is in place."""
@@ -336,14 +311,6 @@ def save_checkpoints(run: Run, st: TrainState, improved: bool, keep_last: int = 
         checkpoint.save(ckpt, paths["step"])
         checkpoint.prune_steps(run.checkpoint_dir, keep_last)
     return paths
-
-
-def resume_hint(run: Run, keep_last: int = 0) -> str:
-    """The command that continues this run, quoted for a POSIX shell."""
-    cmd = ["charrnn", "train", run.corpus.get("path", "FILE"), "--resume", "--checkpoint-dir", run.checkpoint_dir]
-    if keep_last:
-        cmd += ["--keep-last", str(keep_last)]
-    return " ".join(shlex.quote(str(part)) for part in cmd)
 
 
 class NothingToTrain(UsageError):
@@ -378,6 +345,115 @@ def _what_was_kept(run: Run, saved_step: int | None) -> str:
 STOP_VALIDATION_SECONDS = 2.0  # on the way out after a signal, validate only if it is this quick
 
 
+@dataclass
+class Tally:
+    """What one call of ``train`` keeps beside the state that goes into checkpoints."""
+
+    start_step: int
+    start_elapsed: float
+    started: float = field(default_factory=time.perf_counter)  # time.perf_counter() at the start
+    step_seconds: float = 0.0  # in training steps only, for chars/s (validation excluded)
+    rate: float = 0.0  # chars/s
+    losses: list = field(default_factory=list)  # training losses since the last validation
+    first: int = 0  # the step the first of them was
+    train_mean: float | None = None  # their mean at the last validation
+    saved: dict = field(default_factory=dict)  # checkpoint paths written
+    saved_step: int | None = None  # the step of the last checkpoint written
+    high: int = 0  # validations in a row far above a uniform guess
+    metrics_started: bool = False  # this run's metrics.jsonl has its first line
+    memorising_noted: bool = False
+
+    def elapsed(self) -> float:
+        """The run's training time so far, resumes included."""
+        return self.start_elapsed + time.perf_counter() - self.started
+
+
+@dataclass(frozen=True)
+class Validation:
+    loss: float  # mean nats/char on the held-out text
+    improved: bool
+    cold_start: dict | None
+    train_mean: float | None  # the mean training loss since the validation before
+    first: int  # the step where that mean starts
+
+
+def validate(run: Run, st: TrainState, tally: Tally, shown: progress.Progress, deadline=None) -> Validation | None:
+    """Score the held-out text; None when ``deadline`` (time.perf_counter()) passed first.
+    Refuses weights or a loss that show the run diverged."""
+    for name, p in st.params.items():  # checkpoint.save would refuse them; say what happened instead
+        if not np.all(np.isfinite(p)):
+            raise TrainingDiverged(f"parameter {name} became NaN or infinite by step {st.step}")
+    validating = shown.validating(len(run.val_ids) - run.n_context)
+    try:
+        losses = evaluation.char_losses(
+            st.params, run.model_cfg, run.val_ids, run.n_context, deadline, run.engine, validating
+        )
+    finally:
+        validating.close()
+    train_mean = sum(tally.losses) / len(tally.losses) if tally.losses else None
+    first, tally.losses, tally.first = tally.first, [], st.step + 1
+    if losses is None:
+        return None
+    val = float(losses.mean())
+    uniform = uniform_loss(run.vocab.size)
+    tally.high = tally.high + 1 if val > HIGH_FACTOR * uniform else 0
+    if not math.isfinite(val) or val > DIVERGED_FACTOR * uniform or tally.high >= HIGH_EVALS:
+        raise TrainingDiverged(
+            f"the validation loss is {val:.4g} nats/char at step {st.step}, far above the "
+            f"{uniform:.3g} of a uniform guess"
+        )
+    cold = evaluation.cold_start(st.params, run.model_cfg, run.val_ids, run.n_context, losses, engine=run.engine)
+    return Validation(val, st.best_val is None or val < st.best_val, cold, train_mean, first)
+
+
+def record(run: Run, st: TrainState, tally: Tally, v: Validation | None, write, keep_last: int, sample: bool):
+    """Write what a validation ``v`` gives (None: none could be made; latest.npz only):
+    the checkpoints, a metrics.jsonl line, the log line and a sample."""
+    if v is not None:
+        st.last_val, st.cold_start, tally.train_mean = v.loss, v.cold_start, v.train_mean
+        if v.improved:
+            st.best_val = v.loss
+    st.elapsed = tally.elapsed()  # validating counts, in the checkpoint too
+    tally.saved.update(save_checkpoints(run, st, v is not None and v.improved, keep_last))
+    tally.saved_step = st.step
+    if v is None:
+        return
+    line = {
+        "step": st.step,
+        "epoch": st.epoch,
+        "elapsed": round(st.elapsed, 3),
+        "lr": learning_rate(run.train_cfg, st),
+        "train_loss": v.train_mean,  # the mean since the previous line, so that it compares with val_loss
+        "train_from": v.first,
+        "val_loss": v.loss,
+        "val_bpc": metrics.bits(v.loss),
+        "chars_per_s": round(tally.rate, 1),
+        "engine": run.engine.name,
+        **(v.cold_start or {}),
+    }
+    text = progress_sample(run, st) if sample else None
+    if text is not None:
+        line["sample"] = text
+    if run.fresh and not tally.metrics_started:  # the old run's metrics go once this run has a checkpoint
+        metrics.reset(run.checkpoint_dir)
+    tally.metrics_started = True
+    metrics.append(run.checkpoint_dir, line)
+    steps = f"step {v.first}" if v.first == st.step else f"steps {v.first}-{st.step}"
+    write(
+        f"step {st.step}  epoch {st.epoch}  "
+        + ("" if v.train_mean is None else f"train {v.train_mean:.4f} (mean of {steps})  ")
+        + f"val {v.loss:.4f} nats/char = {metrics.bits(v.loss):.4f} bits/char"
+        f"{'  (best)' if v.improved else ''}  {tally.rate:,.0f} chars/s"
+    )
+    if text is not None:
+        write(f"sample at step {st.step}:\n{text}")
+    if not tally.memorising_noted:
+        rising = metrics.memorising(metrics.read(run.checkpoint_dir)[0], run.checkpoint_dir)
+        if rising is not None:
+            write(f"note: {rising}")
+            tally.memorising_noted = True
+
+
 def train(
     run: Run,
     st: TrainState,
@@ -395,140 +471,62 @@ def train(
     the checkpoints as they were. A run that already reached its limit raises
     NothingToTrain, before anything is trained, validated or written."""
     cfg = run.train_cfg
-    streams = data.Streams(run.train_ids, cfg.batch_size, cfg.seq_len)
-    chars_per_step = cfg.batch_size * cfg.seq_len
-    start_step, t0, start_elapsed = st.step, time.perf_counter(), st.elapsed
-    rate, step_seconds = 0.0, 0.0  # chars/s counts training steps only, not validation
-    saved: dict = {}
-    saved_step = None  # the step of the last checkpoint written by this call
-    high = 0  # validations in a row far above a uniform guess
-    interval = [0.0, 0, st.step + 1]  # training losses since the last validation: sum, count, first step
-    train_mean = None  # their mean at the last validation
-    memorising_noted = False
-
-    def done() -> bool:
-        return bool((cfg.max_steps and st.step >= cfg.max_steps) or (cfg.time_limit and st.elapsed >= cfg.time_limit))
-
+    done = lambda: bool(  # noqa: E731
+        (cfg.max_steps and st.step >= cfg.max_steps) or (cfg.time_limit and st.elapsed >= cfg.time_limit)
+    )
     if done():
         raise NothingToTrain(nothing_left(run, st))
+    process.tune_for_training()
     for note in run.notes:
         report(note)
     checkpoint.check_writable(run.checkpoint_dir)
+    streams = data.Streams(run.train_ids, cfg.batch_size, cfg.seq_len)
+    tally = Tally(st.step, st.elapsed, first=st.step + 1)
     shown = progress.Progress(cfg, progress_bar, report)
-    write = shown.write
-
-    def checkpoint_now(deadline: float | None = None, sample: bool = True):
-        nonlocal saved, saved_step, high, interval, train_mean, memorising_noted
-        for name, p in st.params.items():  # checkpoint.save would refuse them; say what happened instead
-            if not np.all(np.isfinite(p)):
-                raise TrainingDiverged(f"parameter {name} became NaN or infinite by step {st.step}")
-        validating = shown.validating(len(run.val_ids) - run.n_context)
-        try:
-            losses = evaluation.char_losses(
-                st.params, run.model_cfg, run.val_ids, run.n_context, deadline, run.engine, validating
-            )
-        finally:
-            validating.close()
-        train_mean = interval[0] / interval[1] if interval[1] else None
-        first, interval = interval[2], [0.0, 0, st.step + 1]
-        if losses is None:  # stopping, and validating would take too long: keep latest.npz only
-            st.elapsed = start_elapsed + time.perf_counter() - t0
-            saved.update(save_checkpoints(run, st, False, keep_last))
-            saved_step = st.step
-            return
-        val = float(losses.mean())
-        high = high + 1 if val > HIGH_FACTOR * uniform_loss(run.vocab.size) else 0
-        if not math.isfinite(val) or val > DIVERGED_FACTOR * uniform_loss(run.vocab.size) or high >= HIGH_EVALS:
-            raise TrainingDiverged(
-                f"the validation loss is {val:.4g} nats/char at step {st.step}, far above the "
-                f"{uniform_loss(run.vocab.size):.3g} of a uniform guess"
-            )
-        st.last_val = val
-        st.cold_start = evaluation.cold_start(
-            st.params, run.model_cfg, run.val_ids, run.n_context, losses, engine=run.engine
-        )
-        improved = st.best_val is None or val < st.best_val
-        if improved:
-            st.best_val = val
-        st.elapsed = start_elapsed + time.perf_counter() - t0  # validating counts, in the checkpoint too
-        saved.update(save_checkpoints(run, st, improved, keep_last))
-        saved_step = st.step
-        record = {
-            "step": st.step,
-            "epoch": st.epoch,
-            "elapsed": round(st.elapsed, 3),
-            "lr": learning_rate(cfg, st),
-            "train_loss": train_mean,  # the mean since the previous record, so that it compares with val_loss
-            "train_from": first,
-            "val_loss": val,
-            "val_bpc": metrics.bits(val),
-            "chars_per_s": round(rate, 1),
-            "engine": run.engine.name,
-            **(st.cold_start or {}),
-        }
-        text = progress_sample(run, st) if sample else None
-        if text is not None:
-            record["sample"] = text
-        if run.fresh:  # the old run's metrics go only once this run has a checkpoint to show
-            metrics.reset(run.checkpoint_dir)
-            run.fresh = False
-        metrics.append(run.checkpoint_dir, record)
-        steps = f"step {first}" if first == st.step else f"steps {first}-{st.step}"
-        write(
-            f"step {st.step}  epoch {st.epoch}  "
-            + ("" if train_mean is None else f"train {train_mean:.4f} (mean of {steps})  ")
-            + f"val {val:.4f} nats/char = {metrics.bits(val):.4f} bits/char"
-            f"{'  (best)' if improved else ''}  {rate:,.0f} chars/s"
-        )
-        if text is not None:
-            write(f"sample at step {st.step}:\n{text}")
-        if not memorising_noted:
-            rising = metrics.memorising(metrics.read(run.checkpoint_dir)[0], run.checkpoint_dir)
-            if rising is not None:
-                write(f"note: {rising}")
-                memorising_noted = True
-
     try:
         # Overflow on the way to a NaN would print numpy warnings; the guard in train_step
         # reports divergence instead, as one line, before anything non-finite is saved.
-        with _StopFlag() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with StopFlag() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             while not done() and stop.signum is None:
                 t_step = time.perf_counter()
                 try:
                     loss = train_step(run, st, streams, stop.event)
                 except model.Stopped:
                     break
-                now = time.perf_counter()
-                step_seconds += now - t_step
-                st.elapsed = start_elapsed + now - t0
-                rate = (st.step - start_step) * chars_per_step / max(step_seconds, 1e-9)
-                interval[0] += loss
-                interval[1] += 1
-                per_step = (now - t0) / (st.step - start_step)  # validations included: for the time left
-                shown.update(st.step, st.elapsed, per_step, interval[0] / interval[1], st.last_val, rate)
+                tally.step_seconds += time.perf_counter() - t_step
+                st.elapsed = tally.elapsed()
+                steps = st.step - tally.start_step
+                tally.rate = steps * cfg.batch_size * cfg.seq_len / max(tally.step_seconds, 1e-9)
+                tally.losses.append(loss)
+                per_step = (st.elapsed - tally.start_elapsed) / steps  # validations included: for the time left
+                mean = sum(tally.losses) / len(tally.losses)
+                shown.update(st.step, st.elapsed, per_step, mean, st.last_val, tally.rate)
                 if on_step is not None:
                     on_step(st)
                 if st.step % cfg.eval_every == 0 and not done() and stop.signum is None:
-                    checkpoint_now()
-                    st.elapsed = start_elapsed + time.perf_counter() - t0  # validation counts too
-            if saved_step != st.step and st.step > start_step:  # not just saved by the periodic checkpoint
+                    record(run, st, tally, validate(run, st, tally, shown), shown.write, keep_last, True)
+                    st.elapsed = tally.elapsed()  # validation counts too
+            if tally.saved_step != st.step and st.step > tally.start_step:  # not just saved periodically
                 stopping = stop.signum is not None
-                checkpoint_now(time.perf_counter() + STOP_VALIDATION_SECONDS if stopping else None, not stopping)
+                deadline = time.perf_counter() + STOP_VALIDATION_SECONDS if stopping else None
+                record(run, st, tally, validate(run, st, tally, shown, deadline), shown.write, keep_last, not stopping)
             if stop.signum is not None:
-                name = signal.Signals(stop.signum).name
-                what = f"saved {saved['latest']}" if saved else f"no step was completed; {_what_was_kept(run, None)}"
-                raise Interrupted(
-                    f"interrupted by {name} at step {st.step}; {what}; resume with: {resume_hint(run, keep_last)}",
-                    stop.signum,
-                )
+                raise Interrupted(_interrupted(run, st, tally, stop.name, keep_last), stop.signum)
     except TrainingDiverged as exc:
         raise TrainingDiverged(
-            f"{exc}; {_what_was_kept(run, saved_step)}; try a lower --lr or a smaller --clip"
+            f"{exc}; {_what_was_kept(run, tally.saved_step)}; try a lower --lr or a smaller --clip"
         ) from None
     finally:
         shown.close()
+    return summary(run, st, tally.saved, tally.rate, tally.train_mean)
 
-    return summary(run, st, saved, rate, train_mean)
+
+def _interrupted(run: Run, st: TrainState, tally: Tally, signal_name: str, keep_last: int) -> str:
+    what = f"saved {tally.saved['latest']}" if tally.saved else f"no step was completed; {_what_was_kept(run, None)}"
+    return (
+        f"interrupted by {signal_name} at step {st.step}; {what}; resume with: "
+        f"{resume.hint(run.corpus.get('path'), run.checkpoint_dir, keep_last)}"
+    )
 
 
 def progress_sample(run: Run, st: TrainState) -> str | None:
@@ -547,7 +545,7 @@ def progress_sample(run: Run, st: TrainState) -> str | None:
             run.vocab,
             seed,
             n,
-            temperature=sampling.TEMPERATURE,
+            temperature=TEMPERATURE,
             rng_seed=run.train_cfg.rng_seed,
             engine=run.engine,
         )

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 from helpers import TINY, make_text, ok, run
 
-from charrnn import autosize, checkpoint, jobs
+from charrnn import autosize, checkpoint, orchestrate
 from charrnn.model import n_params
 
 # seconds per training character = fixed + per_gflop x GFLOP per character: a fit to the
@@ -185,8 +185,8 @@ def test_resume_never_probes(corpus, tmp_path, monkeypatch):
 
 
 def test_wants_auto_reads_only_the_request():
-    base = jobs.Request(model={}, train={"time_limit": 600.0})
-    assert jobs.wants_auto(base) == "time"
-    assert jobs.wants_auto(dataclasses.replace(base, model={"hidden_size": 64})) is None
-    assert jobs.wants_auto(dataclasses.replace(base, train={"time_limit": 600.0, "max_steps": 10})) == "steps"
-    assert jobs.wants_auto(dataclasses.replace(base, train={"time_limit": 0.0})) is None
+    base = orchestrate.Request(model={}, train={"time_limit": 600.0})
+    assert orchestrate.wants_auto(base) == "time"
+    assert orchestrate.wants_auto(dataclasses.replace(base, model={"hidden_size": 64})) is None
+    assert orchestrate.wants_auto(dataclasses.replace(base, train={"time_limit": 600.0, "max_steps": 10})) == "steps"
+    assert orchestrate.wants_auto(dataclasses.replace(base, train={"time_limit": 0.0})) is None

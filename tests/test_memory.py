@@ -1,4 +1,4 @@
-"""memory.keep_freed_memory: freed step temporaries are reused, not faulted in again."""
+"""process.keep_freed_memory: freed step temporaries are reused, not faulted in again."""
 
 import os
 import platform
@@ -10,7 +10,7 @@ import pytest
 PROBE = """
 import resource, sys
 import numpy as np
-from charrnn.memory import keep_freed_memory
+from charrnn.process import keep_freed_memory
 ok = keep_freed_memory() if sys.argv[1] == "on" else False
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 1
 def step():

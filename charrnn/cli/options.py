@@ -58,7 +58,7 @@ class Duration(click.ParamType):
 @dataclasses.dataclass(frozen=True)
 class More:
     """A limit written +N: N more than the resumed run has already done (for a new run,
-    N). jobs.start turns it into the run's total."""
+    N). orchestrate.start turns it into the run's total."""
 
     value: float
 
@@ -74,17 +74,6 @@ class Addable(click.ParamType):
         if isinstance(value, str) and value.strip().startswith("+"):
             return More(self.inner.convert(value.strip()[1:], param, ctx))
         return self.inner.convert(value, param, ctx)
-
-
-def duration_text(seconds: float) -> str:
-    """600 -> '10m', 90 -> '90s', 5400 -> '1h30m': how a default duration is shown."""
-    s = int(seconds)
-    if s != seconds or s == 0:
-        return f"{seconds:g}"
-    h, m, sec = s // 3600, s // 60 % 60, s % 60
-    if sec and (h or m) and s < 600:
-        return f"{s}s"
-    return "".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m"), (sec, "s")) if v)
 
 
 def _click_type(f: dataclasses.Field):
@@ -105,12 +94,12 @@ def _click_type(f: dataclasses.Field):
 def config_options(*classes):
     """Decorator: one option per CLI field of the given config dataclasses, named after
     the field (its flag from config.flag), with the dataclass default."""
-    from charrnn.config import flag
+    from charrnn.config import flag, flag_duration
 
     def decorate(fn):
         fields = [f for cls in classes for f in dataclasses.fields(cls) if f.metadata["cli"]]
         for f in reversed(fields):
-            default = duration_text(f.default) if f.metadata["duration"] else f.default
+            default = flag_duration(f.default) if f.metadata["duration"] else f.default
             fn = click.option(
                 flag(f.name), f.name, type=_click_type(f), default=default, show_default=True, help=f.metadata["help"]
             )(fn)

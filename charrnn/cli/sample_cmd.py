@@ -9,7 +9,6 @@ import time
 
 import click
 
-from charrnn import sampling
 from charrnn.cli.options import (
     FiniteFloatRange,
     Integer,
@@ -20,6 +19,7 @@ from charrnn.cli.options import (
     load_engine,
     quiet_option,
 )
+from charrnn.config import LENGTH, TEMPERATURE
 from charrnn.errors import UsageError
 
 
@@ -60,7 +60,7 @@ def _write_stream(chunks, flush_every: float = 0.05) -> None:
     "--length",
     "n",
     type=Integer(min=0),
-    default=sampling.LENGTH,
+    default=LENGTH,
     show_default=True,
     help="Characters to generate.",
 )
@@ -68,7 +68,7 @@ def _write_stream(chunks, flush_every: float = 0.05) -> None:
     "-t",
     "--temperature",
     type=FiniteFloatRange(0, min_open=True),
-    default=sampling.TEMPERATURE,
+    default=TEMPERATURE,
     show_default=True,
     help="Below 1: safer, more repetitive text; above 1: wilder.",
 )

@@ -1,4 +1,4 @@
-"""`charrnn train`: parse the options, hand them to charrnn.jobs, report the results."""
+"""`charrnn train`: parse the options, hand them to charrnn.orchestrate, report the results."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def train(
       charrnn train input.txt --resume --time-limit 20m   # 20 minutes in all, not 20 more
       charrnn train input.txt --resume --time-limit +20m  # 20 minutes more
     """
-    from charrnn import data, jobs
+    from charrnn import data, orchestrate
 
     given = {
         k: v
@@ -104,7 +104,7 @@ def train(
     }
     added = {k: v.value for k, v in given.items() if isinstance(v, More)}  # --time-limit +20m
     given.update({k: type(TrainConfig.__dataclass_fields__[k].default)(v) for k, v in added.items()})
-    request = jobs.Request(
+    request = orchestrate.Request(
         model={k: v for k, v in given.items() if k in MODEL_FIELDS},
         train={k: v for k, v in given.items() if k not in MODEL_FIELDS},
         added=set(added),
@@ -116,13 +116,13 @@ def train(
     )
     for path in files:  # a typo in any path should fail now, not after training the others
         data.check_input(path)
-    planned = jobs.plan(files, checkpoint_dir, concat)
+    planned = orchestrate.plan(files, checkpoint_dir, concat)
     report = (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
     request.engine = load_engine(engine, None, None if quiet else report)
     warn = lambda s: click.echo(s, err=True)  # noqa: E731 - shown even with --quiet
     results = []
     try:
-        for job, result in jobs.train_all(
+        for job, result in orchestrate.train_all(
             planned, request, report, warn, progress_bar=not quiet and sys.stderr.isatty()
         ):
             results.append((job, result))

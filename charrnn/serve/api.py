@@ -26,12 +26,13 @@ import time
 from dataclasses import dataclass
 
 from charrnn import sampling
+from charrnn.config import LENGTH, TEMPERATURE
 from charrnn.errors import UsageError
 
 DEFAULTS = {
     "seed": None,
-    "n": sampling.LENGTH,
-    "temperature": sampling.TEMPERATURE,
+    "n": LENGTH,
+    "temperature": TEMPERATURE,
     "top_k": 0,
     "top_p": 1.0,
     "greedy": False,

@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from charrnn import autosize, checkpoint, data, engines, resume, training
+from charrnn import autosize, checkpoint, data, engines, process, resume, training
 from charrnn.config import ModelConfig, TrainConfig, format_duration
 from charrnn.engines import Engine
 from charrnn.errors import CharRNNError, DataError, Interrupted, UsageError
@@ -103,61 +103,89 @@ class Request:
 
 
 def start(job: Job, request: Request, report: Callable[[str], None]) -> tuple[training.Run, training.TrainState]:
-    """The run and training state ``job`` trains: a new one, or the one it resumes."""
+    """The run and training state ``job`` trains: a new one, or the one it resumes. The
+    configs are settled first (the checkpoint's, the options', the automatic choice);
+    the run is then built once from them."""
     if job.sources:
         join_files(job.sources, request.encoding or "utf-8", job.path)
         encoding = "utf-8"  # join_files wrote UTF-8
     else:
         encoding = request.encoding
+    joined = {"name": job.label, "sources": [os.path.abspath(f) for f in job.sources]} if job.sources else None
     if request.resume is not None:
-        source = resume.source(request.resume or job.directory)
-        ckpt = resume.load(source)
-        state = training.state_from_checkpoint(ckpt)  # before reading the text: a model-only file fails fast
-        run = training.prepare(
-            job.path, ckpt.model_cfg.to_dict(), ckpt.train_cfg, job.directory, resume.encoding(ckpt, encoding)
+        return _resumed(job, request, encoding, joined, report)
+    return _new(job, request, encoding or "utf-8", joined, report)
+
+
+def _resumed(job: Job, request: Request, encoding: str | None, joined: dict | None, report):
+    source = resume.source(request.resume or job.directory)
+    ckpt = resume.load(source)
+    state = training.state_from_checkpoint(ckpt)  # before reading the text: a model-only file fails fast
+    encoding = resume.encoding(ckpt, encoding)
+    text = data.load_corpus(job.path, encoding)
+    resume.check_vocab(ckpt, text.vocab)
+    train_cfg = resume.train_config(ckpt, request.model, request.train)
+    done = {"time_limit": state.elapsed, "max_steps": state.step}
+    train_cfg = dataclasses.replace(train_cfg, **{key: done[key] + request.train[key] for key in request.added})
+    notes = []
+    trained_on = ckpt.progress.get("engine")
+    if trained_on not in (None, request.engine.name):
+        notes.append(
+            f"note: this run was trained on the {trained_on} engine and goes on with the {request.engine.name} "
+            f"engine; the figures will differ from an uninterrupted run in the last bits"
         )
-        resume.check_vocab(ckpt, run.vocab)
-        run.train_cfg = resume.train_config(ckpt, request.model, request.train)
-        done = {"time_limit": state.elapsed, "max_steps": state.step}
-        run.train_cfg = dataclasses.replace(
-            run.train_cfg, **{key: done[key] + request.train[key] for key in request.added}
+    if ckpt.corpus.get("sha256") not in (None, text.sha256):
+        notes.append(
+            f"note: {job.path} differs from the text this checkpoint was trained on "
+            f"({ckpt.corpus.get('name', '?')}); it has the same characters, so training goes on"
         )
-        run.engine = request.engine
-        trained_on = ckpt.progress.get("engine")
-        if trained_on not in (None, run.engine.name):
-            run.notes.append(
-                f"note: this run was trained on the {trained_on} engine and goes on with the {run.engine.name} "
-                f"engine; the figures will differ from an uninterrupted run in the last bits"
-            )
-        if ckpt.corpus.get("sha256") not in (None, run.corpus["sha256"]):
-            run.notes.append(
-                f"note: {job.path} differs from the text this checkpoint was trained on "
-                f"({ckpt.corpus.get('name', '?')}); it has the same characters, so training goes on"
-            )
-        limit = run.train_cfg.time_limit
-        left = (
-            f"; --time-limit {format_duration(limit)} is the run's total training time, so about "
-            f"{format_duration(max(0.0, limit - state.elapsed))} are left"
-            if limit
-            else ""
-        )
-        if run.train_cfg.max_steps:
-            left += f"; it stops at step {run.train_cfg.max_steps:,}"
-        report(f"resuming from {source} at step {state.step}, after {format_duration(state.elapsed)} of training{left}")
-    else:
-        if not request.overwrite:
-            resume.check_fresh(job.directory)
-        model_cfg = {**ModelConfig(vocab_size=1).to_dict(), **request.model}
-        run = training.prepare(job.path, model_cfg, TrainConfig(**request.train), job.directory, encoding or "utf-8")
-        run.engine = request.engine
-        probe_seconds = choose_model(run, request, report) if wants_auto(request) else 0.0
-        training.check_memory(run)
-        state = training.new_state(run)
-        state.elapsed = probe_seconds  # the probe is part of the run's time budget
-        run.fresh = True
-    if job.sources:
-        run.corpus.update(name=job.label, sources=[os.path.abspath(f) for f in job.sources])
+    limit = train_cfg.time_limit
+    left = (
+        f"; --time-limit {format_duration(limit)} is the run's total training time, so about "
+        f"{format_duration(max(0.0, limit - state.elapsed))} are left"
+        if limit
+        else ""
+    )
+    if train_cfg.max_steps:
+        left += f"; it stops at step {train_cfg.max_steps:,}"
+    report(f"resuming from {source} at step {state.step}, after {format_duration(state.elapsed)} of training{left}")
+    run = training.prepare(
+        text,
+        job.path,
+        ckpt.model_cfg,
+        train_cfg,
+        job.directory,
+        encoding=encoding,
+        engine=request.engine,
+        notes=tuple(notes),
+        corpus=joined,
+    )
     return run, state
+
+
+def _new(job: Job, request: Request, encoding: str, joined: dict | None, report):
+    if not request.overwrite:
+        resume.check_fresh(job.directory)
+    text = data.load_corpus(job.path, encoding)
+    train_cfg = TrainConfig(**request.train)
+    training.check_text(text, job.path, train_cfg)  # a text too short fails before the probe
+    model_cfg = ModelConfig(**{**ModelConfig(vocab_size=1).to_dict(), **request.model, "vocab_size": text.vocab.size})
+    probe_seconds = 0.0
+    if wants_auto(request):
+        model_cfg, train_cfg, probe_seconds = choose_model(text, train_cfg, request, report)
+    process.check_fits(model_cfg, train_cfg)
+    run = training.prepare(
+        text,
+        job.path,
+        model_cfg,
+        train_cfg,
+        job.directory,
+        encoding=encoding,
+        engine=request.engine,
+        fresh=True,
+        corpus=joined,
+    )
+    return run, training.new_state(run, elapsed=probe_seconds)  # the probe is part of the run's time budget
 
 
 AUTO_FIELDS = ("cell", "hidden_size", "n_layers")  # given any of these, the user chose the model
@@ -175,41 +203,43 @@ def wants_auto(request: Request) -> str | None:
     return "time" if request.train.get("time_limit", TrainConfig().time_limit) > 0 else None
 
 
-def choose_model(run: training.Run, request: Request, report: Callable[[str], None]) -> float:
-    """Set the run's model (and how often it validates) by autosize, for --max-steps or
-    for the time limit on this machine (probing its speed first); options the user gave
-    win. Returns the seconds spent probing."""
-    tc, seconds = run.train_cfg, 0.0
+def choose_model(
+    text: data.Corpus, train_cfg: TrainConfig, request: Request, report: Callable[[str], None]
+) -> tuple[ModelConfig, TrainConfig, float]:
+    """The model (and how often it validates) that autosize chooses for the text, for
+    --max-steps or for the time limit on this machine (probing its speed first); options
+    the user gave win. Returns both configs and the seconds spent probing."""
+    tc, seconds = train_cfg, 0.0
+    n_chars, vocab_size = len(text.ids), text.vocab.size
     if wants_auto(request) == "steps":
-        choice = autosize.choose_for_steps(
-            int(run.corpus["chars"]), tc.max_steps, run.vocab.size, tc.val_frac, tc.batch_size, tc.seq_len
-        )
+        choice = autosize.choose_for_steps(n_chars, tc.max_steps, vocab_size, tc.val_frac, tc.batch_size, tc.seq_len)
     else:
-        engines.warm_up(run.engine, "lstm", report)  # not inside the probe's timed steps
-        speed, seconds = autosize.probe(run.vocab.size, tc, engine=run.engine)
+        engines.warm_up(request.engine, "lstm", report)  # not inside the probe's timed steps
+        speed, seconds = autosize.probe(vocab_size, tc, engine=request.engine)
         choice = autosize.choose(
-            int(run.corpus["chars"]),
+            n_chars,
             max(tc.time_limit - seconds, 1.0),
             speed,
-            run.vocab.size,
+            vocab_size,
             tc.val_frac,
             tc.batch_size,
             tc.seq_len,
-            run.engine.name,
+            request.engine.name,
         )
-    run.model_cfg = ModelConfig(**{**choice.model, **request.model, "vocab_size": run.vocab.size})
-    run.train_cfg = dataclasses.replace(tc, **{k: v for k, v in choice.train.items() if k not in request.train})
+    model_cfg = ModelConfig(**{**choice.model, **request.model, "vocab_size": vocab_size})
+    train_cfg = dataclasses.replace(tc, **{k: v for k, v in choice.train.items() if k not in request.train})
     if tc.max_steps and tc.time_limit:  # sized for the steps, but the clock may end it first
         report(f"{choice.reason}; --time-limit {format_duration(tc.time_limit)} still ends it if reached first")
     else:
         report(choice.reason)
-    return seconds
+    return model_cfg, train_cfg, seconds
 
 
 def run_job(
     job: Job, request: Request, report: Callable[[str], None], warn: Callable[[str], None], progress_bar: bool = False
 ) -> dict:
     """Train ``job`` while holding its directory's lock; returns training.train's summary."""
+    process.tune_for_training()  # before the probe, which times training steps
     with RunLock(job.directory, request.force, warn=warn) as lock:
         if lock.exclusive:  # what a killed run left half-written
             for name in checkpoint.sweep_stale_temps(job.directory):
