@@ -19,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from charrnn import checkpoint, data, engines, evaluation, process
+from charrnn import checkpoint, data, engines, evaluation, process, rundir
 
 
 def held_out(ckpt, corpus: str | None):
@@ -44,7 +44,7 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=3)
     a = p.parse_args(argv)
     process.tune_for_training()  # as a training run does
-    ckpt = checkpoint.load(checkpoint.resolve(a.checkpoint))
+    ckpt = checkpoint.load(rundir.resolve(a.checkpoint))
     ids, n_context = held_out(ckpt, a.corpus)
     names = a.engines or ["numpy"] + (["numba"] if engines.numba_missing() is None else [])
     loaded = {name: engines.get(name) for name in names}

@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from charrnn import engines, model, process, sampling
+from charrnn import engines, model, process, rundir, sampling
 from charrnn.config import ModelConfig
 from charrnn.data import Vocab
 from charrnn.stepper import Stepper
@@ -92,7 +92,7 @@ def main(argv=None):
     if a.checkpoint:
         from charrnn import checkpoint
 
-        ck = checkpoint.load(checkpoint.resolve(a.checkpoint))
+        ck = checkpoint.load(rundir.resolve(a.checkpoint))
         params, cfg, vocab = ck.params, ck.model_cfg, ck.vocab
     else:
         vocab = VOCAB

@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from charrnn import checkpoint, model, optim, sampling
+from charrnn import checkpoint, model, optim, rundir, sampling
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Vocab
 
@@ -139,7 +139,7 @@ def main(argv=None):
     p.add_argument("--max-seconds", type=float, default=60.0, help="cap on each level's duration")
     a = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        ckpt = checkpoint.resolve(a.checkpoint) if a.checkpoint else random_checkpoint(tmp, a.cell, a.hidden, a.layers)
+        ckpt = rundir.resolve(a.checkpoint) if a.checkpoint else random_checkpoint(tmp, a.cell, a.hidden, a.layers)
         loaded = checkpoint.load(ckpt)
         cfg = loaded.model_cfg
         seed, _ = sampling.drop_unknown(SEED, loaded.vocab)  # the same request every time: the same work

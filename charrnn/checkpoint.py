@@ -23,7 +23,6 @@ import errno
 import json
 import math
 import os
-import re
 import stat
 import tempfile
 import tokenize
@@ -32,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from charrnn import model, optim
+from charrnn import model, optim, rundir
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Vocab
 from charrnn.errors import CharRNNError, CheckpointError
@@ -43,9 +42,6 @@ MAX_META_BYTES = 1 << 20  # the JSON is a few KB; anything near this is not ours
 MAX_NPY_HEADER = 4096  # numpy writes 128-byte headers for our arrays
 MAX_MEMBERS = 4096  # a 64-layer GRU with Adam has ~800 arrays
 ALLOWED_DTYPES = ("<f4", "<f8")
-LATEST, BEST = "latest.npz", "best.npz"
-STEP_FILE = re.compile(r"step-(\d{8,})\.npz")  # --keep-last copies: step-00001500.npz
-TEMP_PREFIXES, TEMP_SUFFIX = (".ckpt-", ".probe-"), ".tmp"  # a save in progress, a writability probe
 
 
 @dataclass
@@ -98,7 +94,7 @@ def save(ckpt: Checkpoint, path: str) -> None:
     arrays.update({f"state/{k}": v for k, v in ckpt.hidden.items()})
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIXES[0], suffix=TEMP_SUFFIX)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=rundir.TEMP_PREFIXES[0], suffix=rundir.TEMP_SUFFIX)
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a checkpoint is an ordinary file
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
@@ -145,85 +141,7 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-def step_path(directory: str, step: int) -> str:
-    return os.path.join(directory, f"step-{step:08d}.npz")
-
-
-def prune_steps(directory: str, keep: int) -> None:
-    """Delete all but the ``keep`` most recently written step-numbered checkpoints. The
-    order is by write time, then step, so that after resuming from an older checkpoint
-    the new branch's files are the ones kept."""
-    found = []
-    for name in os.listdir(directory):
-        m = STEP_FILE.fullmatch(name)
-        if m:
-            path = os.path.join(directory, name)
-            try:
-                found.append((os.stat(path).st_mtime_ns, int(m.group(1)), path))
-            except FileNotFoundError:
-                continue
-    for _, _, path in sorted(found)[:-keep]:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass  # a file we cannot delete costs disk space, not progress: go on training
-
-
-def sweep_stale_temps(directory: str) -> list[str]:
-    """Delete the temporary files a killed run left in ``directory`` (a save or a
-    writability probe cut short by SIGKILL or a power cut) and return their names.
-    Only for a caller that holds the directory's lock: then no other run can be
-    writing them."""
-    removed = []
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return removed
-    for name in sorted(names):
-        if name.startswith(TEMP_PREFIXES) and name.endswith(TEMP_SUFFIX):
-            try:
-                os.unlink(os.path.join(directory, name))
-                removed.append(name)
-            except OSError:
-                pass
-    return removed
-
-
-def check_writable(directory: str) -> None:
-    """Create ``directory`` if needed and prove a file can be written there, before any
-    training time is spent."""
-    existed = os.path.isdir(directory)
-    try:
-        os.makedirs(directory, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIXES[1], suffix=TEMP_SUFFIX)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise directory_error(directory, exc, existed) from None
-
-
-def directory_error(directory: str, exc: OSError, existed: bool) -> CheckpointError:
-    """The one message for a checkpoint directory that cannot be made or written."""
-    reason = (exc.strerror or str(exc)).lower()
-    what = f"checkpoint directory {directory} is not writable" if existed else f"cannot create {directory}"
-    return CheckpointError(f"{what} ({reason}); choose another with --checkpoint-dir")
-
-
 # ------------------------------------------------------------------------- loading
-
-
-def resolve(path: str) -> str:
-    """A checkpoint file, or a directory, in which case its best.npz (else latest.npz)
-    is used."""
-    if os.path.isdir(path):
-        for name in (BEST, LATEST):
-            candidate = os.path.join(path, name)
-            if os.path.isfile(candidate):
-                return candidate
-        raise CheckpointError(f"no checkpoint in {path}; run `charrnn train FILE` first")
-    if not os.path.exists(path):
-        raise CheckpointError(f"no checkpoint at {path}; run `charrnn train FILE` first")
-    return path
 
 
 # What zipfile, numpy's header parser (tokenize, ast) and json raise on damaged input.

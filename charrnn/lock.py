@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import os
 
-from charrnn import checkpoint
+from charrnn import rundir
 from charrnn.errors import CheckpointError
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover  (Windows: runs are not locked)
     fcntl = None
-
-LOCK_NAME = ".lock"
 
 
 class RunLock:
@@ -30,7 +28,7 @@ class RunLock:
 
     def __init__(self, directory: str, force: bool = False, warn=lambda message: None):
         self.directory = directory
-        self.path = os.path.join(directory, LOCK_NAME)
+        self.path = os.path.join(directory, rundir.LOCK)
         self.force = force
         self.warn = warn
         self._file = None
@@ -43,7 +41,7 @@ class RunLock:
             os.makedirs(self.directory, exist_ok=True)
             self._file = open(self.path, "a+", encoding="utf-8")
         except OSError as exc:
-            raise checkpoint.directory_error(self.directory, exc, not self._created_dir) from None
+            raise rundir.directory_error(self.directory, exc, not self._created_dir) from None
         if fcntl is None:
             return self
         try:
@@ -76,7 +74,7 @@ class RunLock:
     def __exit__(self, *exc) -> None:
         self._file.close()  # closing releases the flock
         # A run that failed before writing anything leaves no empty directory behind.
-        if self._created_dir and os.listdir(self.directory) == [LOCK_NAME]:
+        if self._created_dir and os.listdir(self.directory) == [rundir.LOCK]:
             try:
                 os.unlink(self.path)
                 os.rmdir(self.directory)

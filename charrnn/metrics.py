@@ -12,9 +12,9 @@ import json
 import math
 import os
 
+from charrnn import rundir
 from charrnn.errors import CheckpointError, DataError
 
-METRICS = "metrics.jsonl"
 LN2 = math.log(2.0)
 
 
@@ -23,24 +23,19 @@ def bits(nats: float | None) -> float | None:
     return None if nats is None else nats / LN2
 
 
-def path_of(run: str) -> str:
-    """metrics.jsonl of a run directory, or ``run`` itself when it names the file."""
-    return os.path.join(run, METRICS) if os.path.isdir(run) else run
-
-
 def reset(directory: str) -> None:
     """Remove a run directory's metrics.jsonl: a new run (not a resumed one) starts its
     own, so that plots of a directory trained again with --overwrite do not mix runs."""
     try:
-        os.unlink(os.path.join(directory, METRICS))
+        os.unlink(os.path.join(directory, rundir.METRICS))
     except FileNotFoundError:
         pass
     except OSError as exc:
-        raise CheckpointError(f"cannot reset {METRICS} in {directory}: {exc.strerror or exc}") from None
+        raise CheckpointError(f"cannot reset {rundir.METRICS} in {directory}: {exc.strerror or exc}") from None
 
 
 def append(directory: str, record: dict) -> None:
-    path = os.path.join(directory, METRICS)
+    path = os.path.join(directory, rundir.METRICS)
     try:
         with open(path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
@@ -57,12 +52,14 @@ def read(run: str) -> tuple[list[dict], int]:
     When the step counter goes back (a run resumed from an older checkpoint, or a fresh
     run in a reused directory), the records after the jump replace those from that step
     on, so the curve does not double back over itself."""
-    path = path_of(run)
+    path = rundir.metrics_path(run)
     try:
         with open(path, encoding="utf-8") as f:
             lines = f.read().splitlines()
     except FileNotFoundError:
-        raise DataError(f"no {METRICS} in {run}; pass a checkpoint directory written by `charrnn train`") from None
+        raise DataError(
+            f"no {rundir.METRICS} in {run}; pass a checkpoint directory written by `charrnn train`"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     records, skipped = [], 0

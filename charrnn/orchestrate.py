@@ -16,13 +16,12 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from charrnn import autosize, checkpoint, data, engines, process, resume, training
+from charrnn import autosize, data, engines, process, resume, rundir, training
 from charrnn.config import ModelConfig, TrainConfig, format_duration
 from charrnn.engines import Engine
 from charrnn.errors import CharRNNError, DataError, Interrupted, UsageError
 from charrnn.lock import RunLock
 
-JOINED = "corpus.txt"  # the joined text of a --concat run, inside its run directory
 MAX_NAME = 60
 
 
@@ -45,13 +44,13 @@ def plan(files, checkpoint_dir: str | None, concat: bool = False) -> list[Job]:
     if concat:
         names = "+".join(corpus_name(f) for f in files)
         name = names if len(names) <= MAX_NAME else f"{corpus_name(files[0])}+{len(files) - 1}-more"
-        directory = checkpoint_dir or os.path.join("checkpoints", name)
-        return [Job(name, os.path.join(directory, JOINED), directory, tuple(files))]
+        directory = checkpoint_dir or rundir.default(name)
+        return [Job(name, os.path.join(directory, rundir.JOINED), directory, tuple(files))]
     if len(files) == 1:
-        return [Job(files[0], files[0], checkpoint_dir or os.path.join("checkpoints", corpus_name(files[0])))]
+        return [Job(files[0], files[0], checkpoint_dir or rundir.default(corpus_name(files[0])))]
     jobs, seen = [], {}
     for path in files:
-        directory = os.path.join(checkpoint_dir or "checkpoints", corpus_name(path))
+        directory = os.path.join(checkpoint_dir or rundir.ROOT, corpus_name(path))
         if directory in seen:
             raise UsageError(
                 f"{seen[directory]} and {path} would both train into {directory}; "
@@ -242,7 +241,7 @@ def run_job(
     process.tune_for_training()  # before the probe, which times training steps
     with RunLock(job.directory, request.force, warn=warn) as lock:
         if lock.exclusive:  # what a killed run left half-written
-            for name in checkpoint.sweep_stale_temps(job.directory):
+            for name in rundir.sweep_stale_temps(job.directory):
                 report(f"removed {name}, left by an interrupted save")
         run, state = start(job, request, report)
         cfg = run.model_cfg

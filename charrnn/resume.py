@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import shlex
 
-from charrnn import checkpoint, data
+from charrnn import checkpoint, data, rundir
 from charrnn.config import TrainConfig, flag, resumable
 from charrnn.errors import CheckpointError, ConfigError, DataError, UsageError
 
@@ -20,12 +20,12 @@ from charrnn.errors import CheckpointError, ConfigError, DataError, UsageError
 def source(path: str) -> str:
     """The checkpoint that --resume continues: a file, or a run directory's latest.npz."""
     if os.path.isdir(path):
-        latest = os.path.join(path, checkpoint.LATEST)
+        latest = os.path.join(path, rundir.LATEST)
         if os.path.isfile(latest):
             return latest
-        best = os.path.join(path, checkpoint.BEST)
+        best = os.path.join(path, rundir.BEST)
         raise CheckpointError(
-            f"nothing to resume: {path} holds no {checkpoint.LATEST}; drop --resume to start "
+            f"nothing to resume: {path} holds no {rundir.LATEST}; drop --resume to start "
             f"a new run" + (f", or resume from {best}" if os.path.isfile(best) else "")
         )
     if not os.path.exists(path):
@@ -60,7 +60,7 @@ def intact_neighbour(path: str) -> tuple[str, int] | None:
     the most steps: (its path, its step), or None."""
     directory = os.path.dirname(path) or "."
     try:
-        names = [n for n in os.listdir(directory) if n == checkpoint.BEST or checkpoint.STEP_FILE.fullmatch(n)]
+        names = [n for n in os.listdir(directory) if n == rundir.BEST or rundir.STEP_FILE.fullmatch(n)]
     except OSError:
         return None
     found = []
@@ -81,7 +81,7 @@ def intact_neighbour(path: str) -> tuple[str, int] | None:
 def check_fresh(directory: str) -> None:
     """A new run writes latest.npz and best.npz: refuse to overwrite another run's, which
     may hold hours of training, unless asked to."""
-    for name in (checkpoint.LATEST, checkpoint.BEST):
+    for name in (rundir.LATEST, rundir.BEST):
         if os.path.exists(os.path.join(directory, name)):
             raise UsageError(
                 f"{directory} already holds a checkpoint ({name}); continue that run with "

@@ -28,6 +28,7 @@ from charrnn import (
     process,
     progress,
     resume,
+    rundir,
     sampling,
 )
 from charrnn.config import TEMPERATURE, ModelConfig, TrainConfig, format_duration
@@ -299,17 +300,17 @@ def save_checkpoints(run: Run, st: TrainState, improved: bool, keep_last: int = 
     """latest.npz always, best.npz when validation improved, and with ``keep_last`` a
     step-numbered copy, pruned to the newest ``keep_last`` once the new one is in place."""
     ckpt = to_checkpoint(run, st)
-    latest = os.path.join(run.checkpoint_dir, checkpoint.LATEST)
+    latest = os.path.join(run.checkpoint_dir, rundir.LATEST)
     checkpoint.save(ckpt, latest)
     paths = {"latest": latest}
     if improved:
-        best = os.path.join(run.checkpoint_dir, checkpoint.BEST)
+        best = os.path.join(run.checkpoint_dir, rundir.BEST)
         checkpoint.save(ckpt, best)
         paths["best"] = best
     if keep_last:
-        paths["step"] = checkpoint.step_path(run.checkpoint_dir, st.step)
+        paths["step"] = rundir.step_path(run.checkpoint_dir, st.step)
         checkpoint.save(ckpt, paths["step"])
-        checkpoint.prune_steps(run.checkpoint_dir, keep_last)
+        rundir.prune_steps(run.checkpoint_dir, keep_last)
     return paths
 
 
@@ -334,7 +335,7 @@ def nothing_left(run: Run, st: TrainState) -> str:
 
 
 def _what_was_kept(run: Run, saved_step: int | None) -> str:
-    latest = os.path.join(run.checkpoint_dir, checkpoint.LATEST)
+    latest = os.path.join(run.checkpoint_dir, rundir.LATEST)
     if saved_step is not None:
         return f"{latest} (step {saved_step}) was left as it was"
     if os.path.exists(latest):
@@ -479,7 +480,7 @@ def train(
     process.tune_for_training()
     for note in run.notes:
         report(note)
-    checkpoint.check_writable(run.checkpoint_dir)
+    rundir.check_writable(run.checkpoint_dir)
     streams = data.Streams(run.train_ids, cfg.batch_size, cfg.seq_len)
     tally = Tally(st.step, st.elapsed, first=st.step + 1)
     shown = progress.Progress(cfg, progress_bar, report)
@@ -556,7 +557,7 @@ def progress_sample(run: Run, st: TrainState) -> str | None:
 def summary(run: Run, st: TrainState, saved: dict, rate: float, train_mean: float | None = None) -> dict:
     """What a finished run reports; ``train_loss`` is the mean training loss since the
     validation before the last."""
-    best = os.path.join(run.checkpoint_dir, checkpoint.BEST)
+    best = os.path.join(run.checkpoint_dir, rundir.BEST)
     return {
         "corpus": run.corpus.get("path"),
         "steps": st.step,

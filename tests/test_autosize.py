@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 from helpers import TINY, make_text, ok, run
 
-from charrnn import autosize, checkpoint, orchestrate
+from charrnn import autosize, checkpoint, orchestrate, rundir
 from charrnn.model import n_params
 
 # seconds per training character = fixed + per_gflop x GFLOP per character: a fit to the
@@ -127,7 +127,7 @@ def test_time_limited_run_without_size_options_is_chosen_and_counts_the_probe(co
     result = ok(run("train", corpus, "--checkpoint-dir", tmp_path / "ck", *small))
     assert calls == [len(set(corpus.read_text()))]
     assert "auto: lstm 2x" in result.stderr
-    ck = checkpoint.load(str(tmp_path / "ck" / checkpoint.LATEST))
+    ck = checkpoint.load(str(tmp_path / "ck" / rundir.LATEST))
     assert ck.model_cfg.hidden_size in autosize.LADDER and ck.model_cfg.n_layers == 2
     assert ck.progress["elapsed"] >= 0.25  # the probe's time is part of the budget
 
@@ -148,7 +148,7 @@ def test_a_step_limit_sizes_the_model_for_its_steps_without_a_probe(corpus, tmp_
     result = ok(run("train", corpus, "--checkpoint-dir", tmp_path / "ck", *opts))
     expected = autosize.choose_for_steps(6000, 6, len(set(corpus.read_text())), 0.1, 3, 8)
     assert calls == [] and expected.reason in result.stderr and "the same on every machine" in expected.reason
-    ck = checkpoint.load(str(tmp_path / "ck" / checkpoint.LATEST))
+    ck = checkpoint.load(str(tmp_path / "ck" / rundir.LATEST))
     assert ck.model_cfg.hidden_size == expected.model["hidden_size"] and ck.progress["step"] == 6
     assert ck.train_cfg.lr == expected.train["lr"] and ck.train_cfg.eval_every == expected.train["eval_every"]
     capped = ok(run("train", corpus, "--checkpoint-dir", tmp_path / "ck2", *opts[:-2], "--max-steps", "6"))
@@ -172,7 +172,7 @@ def test_an_explicit_option_beside_the_automatic_ones_is_used(corpus, tmp_path, 
     fake_probe(monkeypatch, [])
     opts = ["--seq-len", "8", "--batch-size", "3", "--time-limit", "1s", "--dropout", "0.05", "--lr", "0.002"]
     ok(run("train", corpus, "--checkpoint-dir", tmp_path / "ck", *opts))
-    ck = checkpoint.load(str(tmp_path / "ck" / checkpoint.LATEST))
+    ck = checkpoint.load(str(tmp_path / "ck" / rundir.LATEST))
     assert ck.model_cfg.dropout == 0.05 and ck.train_cfg.lr == 0.002
 
 

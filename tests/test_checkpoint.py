@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from helpers import fails, leftovers, run, sha256
 
-from charrnn import checkpoint, model, optim
+from charrnn import checkpoint, model, optim, rundir
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Vocab
 from charrnn.errors import CheckpointError
@@ -383,7 +383,7 @@ def test_prune_keeps_the_newest_and_deletes_after_the_new_one_exists(tmp_path, m
         p.write_bytes(b"x")
         os.utime(p, ns=(i * 10**9, i * 10**9))
     (tmp_path / "step-notmine.npz").write_bytes(b"x")
-    checkpoint.prune_steps(str(tmp_path), 2)
+    rundir.prune_steps(str(tmp_path), 2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000005.npz", "step-00000040.npz", "step-notmine.npz"]
 
 

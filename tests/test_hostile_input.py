@@ -19,7 +19,7 @@ import time
 import pytest
 from helpers import TINY, fails, make_text, ok, run, sha256, spawn, train
 
-from charrnn import checkpoint
+from charrnn import checkpoint, rundir
 
 CHARRNN = [sys.executable, "-m", "charrnn"]
 
@@ -49,7 +49,7 @@ def last_line(text: str) -> str:
 
 
 def assert_trained_from_a_stream(ck, corpus) -> None:
-    ckpt = checkpoint.load(str(ck / checkpoint.LATEST))
+    ckpt = checkpoint.load(str(ck / rundir.LATEST))
     assert ckpt.progress["step"] == 10
     assert ckpt.corpus["path"] is None  # nothing to re-read later
     assert ckpt.corpus["sha256"] == sha256(corpus) and ckpt.corpus["chars"] == 6000
@@ -255,7 +255,7 @@ def test_eval_of_a_file_with_no_known_character(trained, corpus, tmp_path):
     result = run("eval", "-c", trained, alien, corpus)
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1] == (
-        f"Error: none of {alien}'s 3 characters is in the vocabulary of {trained / checkpoint.BEST}"
+        f"Error: none of {alien}'s 3 characters is in the vocabulary of {trained / rundir.BEST}"
     )
     rows = result.stdout.splitlines()
     assert len(rows) == 3 and str(corpus) in rows[2]  # the other file was still scored

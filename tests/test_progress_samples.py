@@ -5,7 +5,7 @@ import json
 
 from helpers import TINY, assert_same_run, make_text, ok, run
 
-from charrnn import checkpoint
+from charrnn import checkpoint, rundir
 
 STEPS = ["--max-steps", "20", "--eval-every", "10", "--dropout", "0.2", "--layers", "2"]
 
@@ -34,8 +34,8 @@ def test_sampling_leaves_the_training_unchanged(tmp_path):
     ok(run("train", corpus, "--checkpoint-dir", tmp_path / "with", *TINY, *STEPS, "--sample-chars", "200"))
     ok(run("train", corpus, "--checkpoint-dir", tmp_path / "without", *TINY, *STEPS, "--sample-chars", "0"))
     assert_same_run(
-        checkpoint.load(str(tmp_path / "with" / checkpoint.LATEST)),
-        checkpoint.load(str(tmp_path / "without" / checkpoint.LATEST)),
+        checkpoint.load(str(tmp_path / "with" / rundir.LATEST)),
+        checkpoint.load(str(tmp_path / "without" / rundir.LATEST)),
     )
     assert "sample" not in rows(tmp_path / "without")[-1]
     assert [r["val_loss"] for r in rows(tmp_path / "with")] == [r["val_loss"] for r in rows(tmp_path / "without")]

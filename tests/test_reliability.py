@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from helpers import fails, interrupt_at, interrupted, leftovers, make_text, ok, run, sha256, spawn, train
 
-from charrnn import checkpoint, data, model, training
+from charrnn import checkpoint, data, model, rundir, training
 
 
 @pytest.fixture
@@ -95,7 +95,7 @@ def test_single_distinct_character_trains_and_samples_it(tmp_path):
     )
     assert "holds a single distinct character, 'a'; the model can only learn to repeat it" in result.stderr
     assert '"best_val_loss": 0.0' in result.stdout  # exactly zero: no NaN, no division by zero
-    ckpt = checkpoint.load(str(tmp_path / "ck" / checkpoint.LATEST))
+    ckpt = checkpoint.load(str(tmp_path / "ck" / rundir.LATEST))
     assert all(np.all(np.isfinite(p)) for p in ckpt.params.values())
     # the default seed (the only character) is read but not printed: the user gave none
     assert ok(run("sample", "-c", tmp_path / "ck", "-n", "20")).stdout == "a" * 20 + "\n"
@@ -152,7 +152,7 @@ def test_crlf_file_trains_to_a_model_without_cr(tmp_path):
     path = tmp_path / "win.txt"
     path.write_bytes(b"\xef\xbb\xbf" + make_text(2000).replace("\n", "\r\n").encode())
     ok(train(path, tmp_path / "ck"))
-    chars = checkpoint.load(str(tmp_path / "ck" / checkpoint.LATEST)).vocab.chars
+    chars = checkpoint.load(str(tmp_path / "ck" / rundir.LATEST)).vocab.chars
     assert "\n" in chars and "\r" not in chars and "\ufeff" not in chars
 
 
@@ -279,16 +279,16 @@ def test_ctrl_c_saves_the_last_step_and_says_how_to_resume(corpus, tmp_path, mon
             "0",
         ),
         130,
-        f"note: interrupted by SIGINT at step 7; saved {ck / checkpoint.LATEST}; resume with: charrnn train ",
+        f"note: interrupted by SIGINT at step 7; saved {ck / rundir.LATEST}; resume with: charrnn train ",
     )
-    assert saves == [str(ck / checkpoint.LATEST), str(ck / checkpoint.BEST)] and leftovers(ck) == []
-    assert checkpoint.load(str(ck / checkpoint.LATEST)).progress["step"] == 7
+    assert saves == [str(ck / rundir.LATEST), str(ck / rundir.BEST)] and leftovers(ck) == []
+    assert checkpoint.load(str(ck / rundir.LATEST)).progress["step"] == 7
     monkeypatch.undo()
     command = shlex.split(line.split("resume with: ")[1])
     assert command[:2] == ["charrnn", "train"]
     ok(run(*command[1:], "--max-steps", "9", "-q"))
 
-    assert checkpoint.load(str(ck / checkpoint.LATEST)).progress["step"] == 9
+    assert checkpoint.load(str(ck / rundir.LATEST)).progress["step"] == 9
 
 
 def _python_charrnn(*args, **kwargs):
@@ -319,7 +319,7 @@ def test_sigterm_in_a_real_process(corpus, tmp_path):
     )
     try:
         for _ in range(600):  # the first checkpoint proves the signal handlers are installed
-            if (ck / checkpoint.LATEST).exists() or proc.poll() is not None:
+            if (ck / rundir.LATEST).exists() or proc.poll() is not None:
                 break
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
@@ -331,7 +331,7 @@ def test_sigterm_in_a_real_process(corpus, tmp_path):
     step = int(
         re.match(r"note: interrupted by SIGTERM at step (\d+); saved .*; resume with: charrnn train ", last).group(1)
     )
-    assert checkpoint.load(str(ck / checkpoint.LATEST)).progress["step"] == step and leftovers(ck) == []
+    assert checkpoint.load(str(ck / rundir.LATEST)).progress["step"] == step and leftovers(ck) == []
 
 
 @pytest.mark.parametrize("broken", ["loss", "gradients"])
@@ -358,14 +358,14 @@ def test_nan_stops_training_and_keeps_the_last_good_checkpoint(broken, corpus, t
         train(corpus, tmp_path / "ck"),
         1,
         f"Error: {what} at step 8 (lr=",
-        f"{tmp_path / 'ck' / checkpoint.LATEST} (step 5) was left as it was; try a lower --lr or a smaller --clip",
+        f"{tmp_path / 'ck' / rundir.LATEST} (step 5) was left as it was; try a lower --lr or a smaller --clip",
     )
-    assert sha256(tmp_path / "ck" / checkpoint.LATEST) == shas[0]  # latest, then best, at step 5
-    assert checkpoint.load(str(tmp_path / "ck" / checkpoint.LATEST)).progress["step"] == 5
+    assert sha256(tmp_path / "ck" / rundir.LATEST) == shas[0]  # latest, then best, at step 5
+    assert checkpoint.load(str(tmp_path / "ck" / rundir.LATEST)).progress["step"] == 5
 
 
 def test_disk_full_while_saving(trained, corpus, monkeypatch):
-    before = sha256(trained / checkpoint.LATEST)
+    before = sha256(trained / rundir.LATEST)
 
     def full(f, **arrays):
         f.write(b"PK partial")
@@ -375,9 +375,9 @@ def test_disk_full_while_saving(trained, corpus, monkeypatch):
     fails(
         run("train", corpus, "--checkpoint-dir", trained, "--resume", "--max-steps", "15"),
         1,
-        f"Error: disk full while saving {trained / checkpoint.LATEST}; the previous checkpoint was kept",
+        f"Error: disk full while saving {trained / rundir.LATEST}; the previous checkpoint was kept",
     )
-    assert sha256(trained / checkpoint.LATEST) == before and leftovers(trained) == []
+    assert sha256(trained / rundir.LATEST) == before and leftovers(trained) == []
     monkeypatch.undo()
     ok(run("train", corpus, "--checkpoint-dir", trained, "--resume", "--max-steps", "15", "-q"))
 
@@ -397,8 +397,8 @@ def test_keep_last_latest_and_best(corpus, tmp_path):
     assert steps == ["step-00000008.npz", "step-00000010.npz"]
     assert [checkpoint.load(str(ck / s)).progress["step"] for s in steps] == [8, 10]
     val = {r["step"]: r["val_loss"] for r in map(json.loads, (ck / "metrics.jsonl").read_text().splitlines())}
-    assert checkpoint.load(str(ck / checkpoint.LATEST)).progress["step"] == 10
-    assert checkpoint.load(str(ck / checkpoint.BEST)).progress["step"] == min(val, key=val.get)
+    assert checkpoint.load(str(ck / rundir.LATEST)).progress["step"] == 10
+    assert checkpoint.load(str(ck / rundir.BEST)).progress["step"] == min(val, key=val.get)
 
 
 # ---------------------------------------------------------------------- output

@@ -5,7 +5,7 @@ checkpoint untouched."""
 import pytest
 from helpers import assert_same_run, fails, interrupt_at, interrupted, make_text, ok, run, sha256, train
 
-from charrnn import checkpoint
+from charrnn import checkpoint, rundir
 from charrnn.config import format_duration
 
 N = 40  # steps before the interruption; 2N crosses an epoch boundary (74 chunks of 8 x 3)
@@ -57,11 +57,11 @@ def test_interrupt_and_resume_equals_an_uninterrupted_run(cell, optimizer, batch
     with monkeypatch.context() as m:
         interrupt_at(m, N)
         interrupted(train(corpus, tmp_path / "resumed", *opts), 130, f"at step {N}")
-    assert checkpoint.load(tmp_path / "resumed" / checkpoint.LATEST).progress["step"] == N
+    assert checkpoint.load(tmp_path / "resumed" / rundir.LATEST).progress["step"] == N
     ok(run("train", corpus, "--checkpoint-dir", tmp_path / "resumed", "--resume", "-q"))
     assert_same_run(
-        checkpoint.load(str(tmp_path / "straight" / checkpoint.LATEST)),
-        checkpoint.load(str(tmp_path / "resumed" / checkpoint.LATEST)),
+        checkpoint.load(str(tmp_path / "straight" / rundir.LATEST)),
+        checkpoint.load(str(tmp_path / "resumed" / rundir.LATEST)),
     )
 
 
@@ -73,8 +73,8 @@ def test_extending_max_steps_continues_exactly(corpus, tmp_path):
     ok(train(corpus, tmp_path / "twice", *opts, "--max-steps", N))
     ok(run("train", corpus, "--checkpoint-dir", tmp_path / "twice", "--resume", "--max-steps", 2 * N, "-q"))
     assert_same_run(
-        checkpoint.load(str(tmp_path / "straight" / checkpoint.LATEST)),
-        checkpoint.load(str(tmp_path / "twice" / checkpoint.LATEST)),
+        checkpoint.load(str(tmp_path / "straight" / rundir.LATEST)),
+        checkpoint.load(str(tmp_path / "twice" / rundir.LATEST)),
     )
 
 
@@ -88,7 +88,7 @@ def trained(corpus, tmp_path):
 def test_resume_with_another_vocabulary_is_refused(trained, tmp_path):
     other = tmp_path / "other.txt"
     other.write_text(make_text(2000, seed=1).upper() + "@", encoding="utf-8")
-    before = sha256(trained / checkpoint.LATEST)
+    before = sha256(trained / rundir.LATEST)
     fails(
         run("train", other, "--checkpoint-dir", trained, "--resume"),
         1,
@@ -96,7 +96,7 @@ def test_resume_with_another_vocabulary_is_refused(trained, tmp_path):
         "new characters '@', 'E'",
         "and ",
     )
-    assert sha256(trained / checkpoint.LATEST) == before
+    assert sha256(trained / rundir.LATEST) == before
 
 
 @pytest.mark.parametrize(
@@ -114,14 +114,14 @@ def test_resume_with_another_vocabulary_is_refused(trained, tmp_path):
     ],
 )
 def test_resume_with_contradicting_options_names_the_flag(trained, corpus, option, value, saved):
-    before = sorted(p.name for p in trained.iterdir()), sha256(trained / checkpoint.LATEST)
+    before = sorted(p.name for p in trained.iterdir()), sha256(trained / rundir.LATEST)
     fails(
         run("train", corpus, "--checkpoint-dir", trained, "--resume", option, value),
         2,  # a usage mistake, like an existing run without --resume
         f"{option} {value} contradicts the checkpoint, which was trained with {option} {saved}",
         f"drop {option}",
     )
-    assert (sorted(p.name for p in trained.iterdir()), sha256(trained / checkpoint.LATEST)) == before
+    assert (sorted(p.name for p in trained.iterdir()), sha256(trained / rundir.LATEST)) == before
 
 
 def test_resume_may_change_when_to_stop_and_report(trained, corpus):
@@ -141,7 +141,7 @@ def test_resume_may_change_when_to_stop_and_report(trained, corpus):
             "-q",
         )
     )
-    assert checkpoint.load(str(trained / checkpoint.LATEST)).progress["step"] == 14
+    assert checkpoint.load(str(trained / rundir.LATEST)).progress["step"] == 14
 
 
 def test_resume_of_a_finished_run_is_an_error_that_says_how_to_add_more(trained, corpus):
@@ -164,24 +164,24 @@ def test_resume_of_a_finished_run_is_an_error_that_says_how_to_add_more(trained,
 
 def test_a_plus_limit_adds_to_what_the_run_has_done(trained, corpus):
     ok(run("train", corpus, "--checkpoint-dir", trained, "--resume", "--max-steps", "+4", "-q"))
-    assert checkpoint.load(str(trained / checkpoint.LATEST)).progress["step"] == 14
-    elapsed = checkpoint.load(str(trained / checkpoint.LATEST)).progress["elapsed"]
+    assert checkpoint.load(str(trained / rundir.LATEST)).progress["step"] == 14
+    elapsed = checkpoint.load(str(trained / rundir.LATEST)).progress["elapsed"]
     result = ok(run("train", corpus, "--checkpoint-dir", trained, "--resume", "--max-steps", 0, "--time-limit", "+1s"))
-    ckpt = checkpoint.load(str(trained / checkpoint.LATEST))
+    ckpt = checkpoint.load(str(trained / rundir.LATEST))
     assert ckpt.train_cfg.time_limit == pytest.approx(elapsed + 1.0) and ckpt.progress["step"] > 14
     assert f"--time-limit {format_duration(elapsed + 1.0)} is the run's total training time" in result.stderr
     ok(train(corpus, trained, "--overwrite", "--max-steps", "+3"))  # a new run: +3 is 3
-    assert checkpoint.load(str(trained / checkpoint.LATEST)).progress["step"] == 3
+    assert checkpoint.load(str(trained / rundir.LATEST)).progress["step"] == 3
 
 
 def test_a_corrupt_latest_names_the_intact_checkpoint_to_resume_from(trained, corpus):
-    (trained / checkpoint.LATEST).write_bytes((trained / checkpoint.LATEST).read_bytes()[:500])
-    best = checkpoint.load(str(trained / checkpoint.BEST)).progress["step"]
+    (trained / rundir.LATEST).write_bytes((trained / rundir.LATEST).read_bytes()[:500])
+    best = checkpoint.load(str(trained / rundir.BEST)).progress["step"]
     line = fails(run("train", corpus, "--checkpoint-dir", trained, "--resume"), 1, "is corrupt")
-    intact = trained / checkpoint.BEST
+    intact = trained / rundir.BEST
     assert line.endswith(f"; {intact} (step {best}) is intact: resume from it with --resume {intact}")
     ok(run("train", corpus, "--checkpoint-dir", trained, "--resume", intact, "--max-steps", 12, "-q"))
-    assert checkpoint.load(str(trained / checkpoint.LATEST)).progress["step"] == 12
+    assert checkpoint.load(str(trained / rundir.LATEST)).progress["step"] == 12
 
 
 def test_resume_remembers_the_encoding(tmp_path):
@@ -209,7 +209,7 @@ def test_resume_with_nothing_to_resume(corpus, tmp_path):
 
 
 def test_resume_from_a_model_without_training_state(trained, corpus, tmp_path):
-    ckpt = checkpoint.load(str(trained / checkpoint.LATEST))
+    ckpt = checkpoint.load(str(trained / rundir.LATEST))
     ckpt.progress, ckpt.rng_state = {}, None  # as an exported, sample-only model would be
     checkpoint.save(ckpt, str(tmp_path / "model.npz"))
     fails(
@@ -221,8 +221,8 @@ def test_resume_from_a_model_without_training_state(trained, corpus, tmp_path):
 
 
 def test_a_new_run_does_not_overwrite_an_old_one(trained, corpus):
-    before = sha256(trained / checkpoint.LATEST)
+    before = sha256(trained / rundir.LATEST)
     fails(train(corpus, trained), 2, "already holds a checkpoint", "--resume", "--overwrite")
-    assert sha256(trained / checkpoint.LATEST) == before
+    assert sha256(trained / rundir.LATEST) == before
     ok(train(corpus, trained, "--overwrite", "--max-steps", "5"))
-    assert checkpoint.load(str(trained / checkpoint.LATEST)).progress["step"] == 5
+    assert checkpoint.load(str(trained / rundir.LATEST)).progress["step"] == 5

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from helpers import ENGINES, fails, make_text, ok, run, train
 
-from charrnn import engines, sampling
+from charrnn import engines, rundir, sampling
 from charrnn.config import ModelConfig
 from charrnn.data import Vocab
 from charrnn.model import init_params
@@ -153,7 +153,7 @@ def test_invalid_top_p_is_a_usage_error(value, trained):
 def vocabulary(trained):
     from charrnn import checkpoint
 
-    return checkpoint.load(str(trained / checkpoint.BEST)).vocab.chars
+    return checkpoint.load(str(trained / rundir.BEST)).vocab.chars
 
 
 def test_seed_file_primes_like_seed(trained, tmp_path, vocabulary):

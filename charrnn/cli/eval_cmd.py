@@ -6,6 +6,7 @@ import json
 
 import click
 
+from charrnn import rundir
 from charrnn.cli.options import encoding_option, engine_option, json_option, load_engine, quiet_option
 from charrnn.cli.output import number, table
 from charrnn.errors import DataError
@@ -58,7 +59,7 @@ def eval_(files, checkpoints, held_out, encoding, engine, as_json, quiet):
 
     results = []
     for spec in checkpoints:
-        path = checkpoint.resolve(spec)
+        path = rundir.resolve(spec)
         ckpt = checkpoint.load(path)
         cells = load_engine(engine, ckpt.model_cfg.cell, None if quiet else lambda s: click.echo(s, err=True))
         if files:

@@ -7,6 +7,7 @@ import os
 
 import click
 
+from charrnn import rundir
 from charrnn.cli.options import json_option
 from charrnn.cli.output import number
 from charrnn.config import format_duration
@@ -34,7 +35,7 @@ def info(paths, as_json, quiet):
     from charrnn import checkpoint
 
     for i, spec in enumerate(paths):
-        path = checkpoint.resolve(spec)
+        path = rundir.resolve(spec)
         facts = describe(path, checkpoint.load(path))
         if quiet:
             continue

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import glob
 import math
-import os
 import re
 
 import click
 
 from charrnn import engines
-from charrnn.errors import CheckpointError
 
 
 class FiniteFloatRange(click.FloatRange):
@@ -153,28 +150,18 @@ checkpoint_option = click.option(
 )
 
 
-def _latest_run(root: str = "checkpoints") -> str:
-    """The run directory under ``root`` whose checkpoint was written most recently."""
-    found = glob.glob(os.path.join(root, "*", "*.npz"))
-    if not found:
-        raise CheckpointError(
-            f"no checkpoint found under {root}/; run `charrnn train FILE` first, or pass --checkpoint PATH"
-        )
-    return os.path.dirname(max(found, key=os.path.getmtime))
-
-
 def checkpoint_path_of(given: str | None, report=None, positional: str | None = None) -> str:
     """The checkpoint file --checkpoint (or the command's RUN argument) names, or the
     most recently written run's, which ``report`` (a function of one line, or None when
     quiet) names: after several trainings, "the latest" is easily not the one meant."""
-    from charrnn import checkpoint
+    from charrnn import rundir
 
     if given is not None and positional is not None and given != positional:
         raise click.UsageError(f"two checkpoints given, {positional} and -c {given}: give one")
     given = given if given is not None else positional
     if given is not None:
-        return checkpoint.resolve(given)
-    path = checkpoint.resolve(_latest_run())
+        return rundir.resolve(given)
+    path = rundir.resolve(rundir.latest_run())
     if report is not None:
         report(f"using {path}, the most recently written run (-c PATH chooses another)")
     return path

@@ -31,7 +31,7 @@ def plot(runs, output, title):
       charrnn plot checkpoints/tales
       charrnn plot checkpoints/*/ -o compare.png --title "LSTM vs GRU"
     """
-    from charrnn import metrics, plotting
+    from charrnn import metrics, plotting, rundir
 
     curves = {}
     for run in runs:
@@ -41,6 +41,6 @@ def plot(runs, output, title):
             label += "'"
         curves[label] = records
         if skipped:
-            click.echo(f"warning: skipped {skipped} unreadable line(s) in {metrics.path_of(run)}", err=True)
+            click.echo(f"warning: skipped {skipped} unreadable line(s) in {rundir.metrics_path(run)}", err=True)
     plotting.plot_runs(curves, output, title)
     click.echo(f"wrote {output} ({len(curves)} run{'s' if len(curves) > 1 else ''})", err=True)
