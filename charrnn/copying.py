@@ -62,11 +62,11 @@ is one lookup in the same index (its matching statistic at the line's leading "\
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
+from charrnn import trained_text
 from charrnn.data import Vocab, load_corpus
 from charrnn.errors import DataError
 
@@ -344,26 +344,17 @@ def training_text(ckpt, checkpoint_path: str, corpus: str | None = None) -> tupl
     ``corpus`` if given, else the training text the checkpoint records, which must be
     there and unchanged (its SHA-256). Returns (index, path, notes); raises DataError
     when the recorded text cannot be used."""
-    recorded = ckpt.corpus or {}
-    encoding = recorded.get("encoding") if isinstance(recorded.get("encoding"), str) else "utf-8"
-    sha256 = recorded.get("sha256")
+    encoding = trained_text.encoding(ckpt)
     hint = "pass the training text with --corpus PATH"
     notes = []
     if corpus is None:
-        corpus = recorded.get("path")
-        if not corpus:
-            name = recorded.get("name")
-            piped = "standard input" if name in (None, "stdin") else f"{name} (a pipe)"
-            source = f"text read from {piped}, which charrnn could not keep" if sha256 else "a text it does not record"
-            raise DataError(f"{checkpoint_path} was trained on {source}; {hint}")
-        if not os.path.isfile(corpus):
-            raise DataError(f"{checkpoint_path} was trained on {corpus}, which is not there any more; {hint}")
+        corpus = trained_text.path(ckpt, checkpoint_path, hint)
         text = load_corpus(corpus, encoding)
-        if sha256 and text.sha256 != sha256:
+        if not trained_text.unchanged(ckpt, text.sha256):
             raise DataError(f"{corpus} changed since {checkpoint_path} was trained on it (its SHA-256 differs); {hint}")
     else:
         text = load_corpus(corpus, encoding)
-        if sha256 and text.sha256 != sha256:
+        if not trained_text.unchanged(ckpt, text.sha256):
             notes.append(
                 f"note: {corpus} is not the text {checkpoint_path} was trained on (its SHA-256 differs); "
                 f"the samples are compared with it all the same"

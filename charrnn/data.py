@@ -220,6 +220,15 @@ def format_chars(chars, limit: int | None = None) -> str:
     return shown if limit is None or len(chars) <= limit else f"{shown} and {len(chars) - limit} more"
 
 
+def dropped_note(dropped: dict[str, int], limit: int = 10) -> str:
+    """The note for characters left out of a text because the model never saw them:
+    ``dropped`` maps each to how often it occurred, most frequent first."""
+    items = list(dropped.items())
+    shown = ", ".join(f"{c!r} x{k}" for c, k in items[:limit])
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return f"note: dropped {sum(dropped.values())} characters the model never saw: {shown}{more}"
+
+
 @dataclass(frozen=True)
 class Corpus:
     """A text read once: its ids, its vocabulary, and what identifies it."""

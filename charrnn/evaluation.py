@@ -16,14 +16,13 @@ in-vocabulary characters only; the report says how many were left out.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from charrnn import data, metrics, model
+from charrnn import data, metrics, model, trained_text
 from charrnn.errors import DataError
 
 EVAL_STREAMS = 64  # streams used to score a text
@@ -247,16 +246,5 @@ def score(ckpt, path: str, encoding: str = "utf-8", held_out: bool = False, engi
 def training_corpus(ckpt, checkpoint_path: str) -> tuple[str, str, bool]:
     """The text ``ckpt`` was trained on: (path, encoding, unchanged). ``unchanged`` is
     False when the file's SHA-256 differs from the one recorded at training time."""
-    corpus = ckpt.corpus or {}
-    path = corpus.get("path")
-    if not path and corpus.get("sha256"):
-        raise DataError(
-            f"{checkpoint_path} was trained on text read from {corpus.get('name') or 'a pipe'} (standard input "
-            f"or a pipe), which charrnn could not keep; pass the text to evaluate as FILE"
-        )
-    if not path or not os.path.isfile(path):
-        raise DataError(
-            f"{checkpoint_path} was trained on {path or 'an unrecorded file'}, which is not "
-            f"there any more; pass the text to evaluate as FILE"
-        )
-    return path, corpus.get("encoding") or "utf-8", corpus.get("sha256") in (None, data.file_sha256(path))
+    where = trained_text.path(ckpt, checkpoint_path, "pass the text to evaluate as FILE")
+    return where, trained_text.encoding(ckpt), trained_text.file_unchanged(ckpt, where)

@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from charrnn import autosize, data, engines, process, resume, rundir, training
+from charrnn import autosize, data, engines, process, resume, rundir, trained_text, training
 from charrnn.config import ModelConfig, TrainConfig, format_duration
 from charrnn.engines import Engine
 from charrnn.errors import CharRNNError, DataError, Interrupted, UsageError
@@ -120,7 +120,7 @@ def _resumed(job: Job, request: Request, encoding: str | None, joined: dict | No
     source = resume.source(request.resume or job.directory)
     ckpt = resume.load(source)
     state = training.state_from_checkpoint(ckpt)  # before reading the text: a model-only file fails fast
-    encoding = resume.encoding(ckpt, encoding)
+    encoding = trained_text.encoding(ckpt, encoding)
     text = data.load_corpus(job.path, encoding)
     resume.check_vocab(ckpt, text.vocab)
     train_cfg = resume.train_config(ckpt, request.model, request.train)

@@ -125,9 +125,3 @@ def train_config(ckpt: checkpoint.Checkpoint, model_opts: dict, train_opts: dict
             raise _contradiction(key, value, saved[key])
     saved.update({k: v for k, v in train_opts.items() if resumable(k)})
     return TrainConfig.from_dict(saved)
-
-
-def encoding(ckpt: checkpoint.Checkpoint, given: str | None) -> str:
-    """The encoding to read the text with: the one given, else the checkpoint's."""
-    saved = ckpt.corpus.get("encoding")
-    return given or (saved if isinstance(saved, str) else "utf-8")

@@ -163,7 +163,7 @@ def sample(
       charrnn sample --temperature 0.5 --rng-seed 7 | head -c 200
       charrnn sample -n 2000 --report-copying --json
     """
-    from charrnn import checkpoint, copying, data, sampling
+    from charrnn import checkpoint, copying, data, sampling, trained_text
 
     if seed is not None and seed_file is not None:
         raise UsageError("give the seed text with --seed or with --seed-file, not both")
@@ -186,8 +186,7 @@ def sample(
         copy_report = lambda text: index.report(text, min_span, seed)  # the seed as fed, read when called
     if seed_file is not None:
         data.check_input(seed_file)
-        encoding = ckpt.corpus.get("encoding") if isinstance(ckpt.corpus.get("encoding"), str) else "utf-8"
-        seed = "".join(data.iter_text(seed_file, encoding))
+        seed = "".join(data.iter_text(seed_file, trained_text.encoding(ckpt)))
     seed = seed or ""
     if seed.strip().isdigit() and seed_file is None:  # nanoGPT's --seed is the random seed
         if not drop_unknown and ckpt.vocab.unknown(seed):
@@ -202,9 +201,7 @@ def sample(
     if drop_unknown:
         seed, dropped = sampling.drop_unknown(seed, ckpt.vocab)
         if dropped and not quiet:
-            shown = ", ".join(f"{c!r} x{k}" for c, k in list(dropped.items())[:10])
-            more = f" and {len(dropped) - 10} more" if len(dropped) > 10 else ""
-            click.echo(f"note: dropped {sum(dropped.values())} characters the model never saw: {shown}{more}", err=True)
+            click.echo(data.dropped_note(dropped), err=True)
     samples = sampling.generate(
         ckpt.params,
         ckpt.model_cfg,

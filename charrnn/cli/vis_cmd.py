@@ -78,7 +78,7 @@ def vis(file, checkpoint_path, text, output, max_chars, drop_unknown, encoding, 
       head -c 5000 corpora/tales.txt | charrnn vis -c checkpoints/tales - -o tales.html
       charrnn vis --text '"Hello," she said (quietly).' -o hello.html --json | jq .found[0]
     """
-    from charrnn import checkpoint, sampling, vis
+    from charrnn import checkpoint, data, sampling, trained_text, vis
     from charrnn.vis import page
 
     if (file is None) == (text is None):
@@ -88,10 +88,7 @@ def vis(file, checkpoint_path, text, output, max_chars, drop_unknown, encoding, 
     path = checkpoint_path_of(checkpoint_path, None if quiet else lambda line: click.echo(line, err=True))
     ckpt = checkpoint.load(path)
     if file is not None:
-        corpus_encoding = ckpt.corpus.get("encoding")
-        text, cut = read_text(
-            file, encoding or (corpus_encoding if isinstance(corpus_encoding, str) else "utf-8"), max_chars
-        )
+        text, cut = read_text(file, trained_text.encoding(ckpt, encoding), max_chars)
     else:
         text, cut = text[:max_chars], len(text) > max_chars
     if cut and not quiet:
@@ -103,8 +100,7 @@ def vis(file, checkpoint_path, text, output, max_chars, drop_unknown, encoding, 
     if drop_unknown:
         text, dropped = sampling.drop_unknown(text, ckpt.vocab)
         if dropped and not quiet:
-            shown = ", ".join(f"{c!r} x{k}" for c, k in list(dropped.items())[:10])
-            click.echo(f"note: dropped {sum(dropped.values())} characters the model never saw: {shown}", err=True)
+            click.echo(data.dropped_note(dropped), err=True)
     if not quiet:
         click.echo(f"running {path} over {len(text):,} characters ...", err=True)
     cells = load_engine(engine, ckpt.model_cfg.cell, None if quiet else lambda s: click.echo(s, err=True))
