@@ -32,10 +32,6 @@ CALL_BYTES = 16 << 20  # bound on one scoring call's widest (steps, width, strea
 BLOCK_CHARS = 1 << 20  # characters scored per evaluate call
 CONTEXT_CHARS = EVAL_WARMUP + 1  # all the scoring streams can use of the text before a block
 
-COLD_WINDOWS = 300  # windows at random positions of the scored text, each from a fresh state
-COLD_CHARS = 64  # characters scored in each window; reported as 0-15 and 0-63
-COLD_SEED = 0  # the same windows at every evaluation of the same text
-
 
 @dataclass
 class Score:
@@ -45,7 +41,7 @@ class Score:
     unknown: dict = field(default_factory=dict)  # out-of-vocabulary character -> count
     loss: float | None = None  # mean nats per scored character
     held_out: bool = False  # only the last val_frac of the file was scored
-    cold_start: dict | None = None  # cold_start over the first block scored
+    cold_start: dict | None = None  # the cold-start measurement over the first block scored
 
     @property
     def bpc(self) -> float | None:
@@ -129,58 +125,24 @@ def char_losses(
     return out
 
 
-def cold_start(
-    params,
-    cfg,
-    ids: np.ndarray,
-    n_context: int,
-    warm: np.ndarray,
-    windows: int = COLD_WINDOWS,
-    seed: int = COLD_SEED,
-    engine=None,
-) -> dict | None:
-    """How much worse the model predicts the first characters after a fresh state.
-
-    Windows of COLD_CHARS characters start at random positions of ids[n_context:]; each
-    is read from the state generation starts from (model.init_hidden), its first input
-    being the character just before the window. ``warm`` (char_losses of the same ids)
-    gives the same characters' losses with the long context of ordinary scoring.
-    Returns mean nats/char {"cold_0_15", "warm_0_15", "cold_0_63", "warm_0_63"}, or
-    None for a text shorter than one window."""
-    n_targets = len(ids) - n_context
-    if n_targets < COLD_CHARS:
-        return None
-    starts = np.random.default_rng(seed).integers(0, n_targets - COLD_CHARS + 1, size=windows)
-    offsets = np.arange(COLD_CHARS)
-    x = ids[n_context - 1 + starts[:, None] + offsets]  # (W,C): inputs
-    y = ids[n_context + starts[:, None] + offsets]  # (W,C): the window's characters
-    cold = np.empty((windows, COLD_CHARS))
-    width = call_width(cfg)
-    group = scoring_streams(width, windows)
-    for w in range(0, windows, group):
-        rows = slice(w, w + group)
-        state = model.init_hidden(cfg, len(cold[rows]), params["Why"].dtype)
-        step = chunk_steps(width, len(cold[rows]))
-        for t in range(0, COLD_CHARS, step):
-            cols = slice(t, t + step)
-            cold[rows, cols], state = model.sequence_nll(params, cfg, x[rows, cols], y[rows, cols], state, engine)
-    hot = warm[starts[:, None] + offsets]
-    return {
-        f"{kind}_0_{n - 1}": float(losses[:, :n].mean())
-        for n in (16, COLD_CHARS)
-        for kind, losses in (("cold", cold), ("warm", hot))
-    }
-
-
 def count_chars(path: str, encoding: str = "utf-8") -> int:
     return sum(len(piece) for piece in data.iter_text(path, encoding))
 
 
 def score_file(
-    params, cfg, vocab: data.Vocab, path: str, encoding: str = "utf-8", start: int = 0, engine=None
+    params,
+    cfg,
+    vocab: data.Vocab,
+    path: str,
+    encoding: str = "utf-8",
+    start: int = 0,
+    engine=None,
+    first_block=None,
 ) -> Score:
     """Score every character of ``path`` from index ``start`` on; the characters before
-    ``start`` are read only as context. See the module docstring for unknown characters."""
+    ``start`` are read only as context. See the module docstring for unknown characters.
+    ``first_block(ids, n_context, losses)``, when given, measures something more on the
+    first block scored (cold_start.measure): its result is the Score's cold_start."""
     unknown: Counter = Counter()
     context = np.empty(0, dtype=vocab.dtype)  # ids just before the pending block
     pending: list[np.ndarray] = []  # in-vocabulary ids waiting to be scored
@@ -195,7 +157,7 @@ def score_file(
         if len(seq) > n_context:
             losses = char_losses(params, cfg, seq, n_context, engine=engine)
             if not scored:
-                cold = cold_start(params, cfg, seq, n_context, losses, engine=engine)
+                cold = None if first_block is None else first_block(seq, n_context, losses)
             total += float(losses.sum())
             scored += len(losses)
         context = seq[-CONTEXT_CHARS:]
@@ -234,11 +196,11 @@ def score_file(
     )
 
 
-def score(ckpt, path: str, encoding: str = "utf-8", held_out: bool = False, engine=None) -> Score:
+def score(ckpt, path: str, encoding: str = "utf-8", held_out: bool = False, engine=None, first_block=None) -> Score:
     """Score ``path`` under checkpoint ``ckpt``; with ``held_out`` only the last
     val_frac of it, the part its training held out when ``path`` is its corpus."""
     start = data.held_out_start(count_chars(path, encoding), ckpt.train_cfg.val_frac) if held_out else 0
-    result = score_file(ckpt.params, ckpt.model_cfg, ckpt.vocab, path, encoding, start, engine)
+    result = score_file(ckpt.params, ckpt.model_cfg, ckpt.vocab, path, encoding, start, engine, first_block)
     result.held_out = held_out
     return result
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from charrnn import (
     checkpoint,
+    cold_start,
     data,
     engines,
     evaluation,
@@ -52,7 +53,7 @@ class TrainState:
     elapsed: float = 0.0  # seconds of training so far, across resumes
     best_val: float | None = None  # best validation loss, nats/char
     last_val: float | None = None
-    cold_start: dict | None = None  # evaluation.cold_start at the last validation
+    cold_start: dict | None = None  # cold_start.measure at the last validation
 
 
 @dataclass(frozen=True)
@@ -403,7 +404,7 @@ def validate(run: Run, st: TrainState, tally: Tally, shown: progress.Progress, d
             f"the validation loss is {val:.4g} nats/char at step {st.step}, far above the "
             f"{uniform:.3g} of a uniform guess"
         )
-    cold = evaluation.cold_start(st.params, run.model_cfg, run.val_ids, run.n_context, losses, engine=run.engine)
+    cold = cold_start.measure(st.params, run.model_cfg, run.val_ids, run.n_context, losses, engine=run.engine)
     return Validation(val, st.best_val is None or val < st.best_val, cold, train_mean, first)
 
 

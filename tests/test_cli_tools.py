@@ -45,9 +45,17 @@ def test_eval_held_out_reproduces_the_validation_loss(runner, run):
     assert own["loss_nats"] == score["loss_nats"] and own["file"] == str(corpus)
 
 
-def test_eval_table_and_units(runner, run):
+def test_eval_table_without_the_cold_start_columns_unless_asked(runner, run):
     ck, corpus = run
     result = runner.invoke(cli, ["eval", "-c", str(ck), str(corpus)])
+    assert result.exit_code == 0
+    header, row = result.stdout.splitlines()
+    assert header.split()[-1] == "perplexity" and len(row.split()) == 7
+
+
+def test_eval_table_and_units(runner, run):
+    ck, corpus = run
+    result = runner.invoke(cli, ["eval", "-c", str(ck), str(corpus), "--cold-start"])
     assert result.exit_code == 0 and result.stderr == ""
     header, row = result.stdout.splitlines()
     assert header.split() == [

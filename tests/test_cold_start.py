@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import reference
 
-from charrnn import evaluation, model, optim
+from charrnn import cold_start, evaluation, model, optim
 from charrnn.config import ModelConfig
 
 
@@ -29,9 +29,9 @@ def test_cold_start_against_a_hand_computation():
     ids = rng.integers(0, cfg.vocab_size, 400)
     n_context, windows = 10, 7
     warm = rng.random(len(ids) - n_context)  # any per-character losses: only their places matter
-    got = evaluation.cold_start(params, cfg, ids, n_context, warm, windows=windows, seed=3)
+    got = cold_start.measure(params, cfg, ids, n_context, warm, windows=windows, seed=3)
 
-    C = evaluation.COLD_CHARS
+    C = cold_start.CHARS
     starts = np.random.default_rng(3).integers(0, len(ids) - n_context - C + 1, size=windows)
     cold, hot = [], []
     for s in starts:
@@ -59,7 +59,7 @@ def test_cold_start_against_a_hand_computation():
 def test_cold_start_needs_one_window_of_text():
     _, cfg, params = _tiny()
     ids = np.zeros(40, dtype=np.int64)
-    assert evaluation.cold_start(params, cfg, ids, 1, np.zeros(39)) is None
+    assert cold_start.measure(params, cfg, ids, 1, np.zeros(39)) is None
 
 
 def test_char_losses_score_each_character_after_the_context_once():
@@ -91,7 +91,7 @@ def test_cold_start_memory_is_bounded_for_a_wide_model():
     warm = evaluation.char_losses(params, cfg, ids, 1)
     tracemalloc.start()
     try:
-        evaluation.cold_start(params, cfg, ids, 1, warm)
+        cold_start.measure(params, cfg, ids, 1, warm)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

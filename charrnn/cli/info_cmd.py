@@ -89,14 +89,6 @@ def describe(path: str, ckpt) -> dict:
     }
 
 
-def _cold_line(cold: dict) -> str:
-    """The last validation's cold-start losses (evaluation.cold_start), in one line."""
-    return (
-        f"chars 0-15 {cold['cold_0_15']:.4f} from a fresh state against {cold['warm_0_15']:.4f} warm, "
-        f"0-63 {cold['cold_0_63']:.4f} against {cold['warm_0_63']:.4f} (nats/char, last validation)"
-    )
-
-
 def _run_lines(f: dict) -> list[tuple[str, str]]:
     """The run beyond this checkpoint (a best.npz is often behind the run), and whether
     it has begun to memorise."""
@@ -118,6 +110,8 @@ def _run_lines(f: dict) -> list[tuple[str, str]]:
 
 
 def render(f: dict) -> str:
+    from charrnn import cold_start  # numpy: only once a checkpoint is shown
+
     m, t, p, c = f["model"], f["train"], f["progress"], f["corpus"]
     vocab = "".join(f["vocab"])
     shown = vocab if len(vocab) <= 40 else vocab[:40] + "..."
@@ -156,7 +150,7 @@ def render(f: dict) -> str:
             if f["best_val_loss"] is not None
             else "not validated yet",
         ),
-        *([("cold start", _cold_line(f["cold_start"]))] if f.get("cold_start") else []),
+        *([("cold start", cold_start.line(f["cold_start"]))] if f.get("cold_start") else []),
         (
             "corpus",
             f"{c.get('name', '?')}: {c.get('chars', 0):,} chars, {c.get('encoding', 'utf-8')}, "
