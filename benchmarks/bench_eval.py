@@ -19,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from charrnn import checkpoint, data, engines, evaluation, process, rundir
+from charrnn import checkpoint, cold_start, data, engines, evaluation, process, rundir
 
 
 def held_out(ckpt, corpus: str | None):
@@ -32,7 +32,7 @@ def held_out(ckpt, corpus: str | None):
 def validate(ckpt, ids, n_context, engine) -> float:
     t = time.perf_counter()
     losses = evaluation.char_losses(ckpt.params, ckpt.model_cfg, ids, n_context, engine=engine)
-    evaluation.cold_start(ckpt.params, ckpt.model_cfg, ids, n_context, losses, engine=engine)
+    cold_start.measure(ckpt.params, ckpt.model_cfg, ids, n_context, losses, engine=engine)
     return time.perf_counter() - t
 
 

@@ -64,6 +64,15 @@ TINY = [
 ]
 
 
+def tiny(**options) -> list[str]:
+    """TINY with some options changed or added: tiny(hidden_size=8, max_steps=0) gives
+    the flags (``--hidden-size 8`` ...) in TINY's order, the new ones after."""
+    flags = dict(zip(TINY[::2], TINY[1::2]))
+    for name, value in options.items():
+        flags["--" + name.replace("_", "-")] = str(value)
+    return [part for flag, value in flags.items() for part in (flag, value)]
+
+
 def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 

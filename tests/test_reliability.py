@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers import fails, interrupt_at, interrupted, leftovers, make_text, ok, run, sha256, spawn, train
+from helpers import fails, interrupt_at, interrupted, leftovers, make_text, ok, run, sha256, spawn, tiny, train
 
 from charrnn import checkpoint, data, model, rundir, training
 
@@ -267,16 +267,7 @@ def test_ctrl_c_saves_the_last_step_and_says_how_to_resume(corpus, tmp_path, mon
             corpus,
             "--checkpoint-dir",
             ck,
-            "--hidden-size",
-            "8",
-            "--seq-len",
-            "8",
-            "--batch-size",
-            "3",
-            "--max-steps",
-            "0",
-            "--time-limit",
-            "0",
+            *tiny(hidden_size=8, max_steps=0, eval_every=500),
         ),
         130,
         f"note: interrupted by SIGINT at step 7; saved {ck / rundir.LATEST}; resume with: charrnn train ",
@@ -304,18 +295,7 @@ def test_sigterm_in_a_real_process(corpus, tmp_path):
         corpus,
         "--checkpoint-dir",
         ck,
-        "--hidden-size",
-        "8",
-        "--seq-len",
-        "8",
-        "--batch-size",
-        "3",
-        "--max-steps",
-        "0",
-        "--time-limit",
-        "0",
-        "--eval-every",
-        "3",
+        *tiny(hidden_size=8, max_steps=0, eval_every=3),
     )
     try:
         for _ in range(600):  # the first checkpoint proves the signal handlers are installed
