@@ -46,7 +46,7 @@ def main(argv=None):
     process.tune_for_training()  # as a training run does
     ckpt = checkpoint.load(rundir.resolve(a.checkpoint))
     ids, n_context = held_out(ckpt, a.corpus)
-    names = a.engines or ["numpy"] + (["numba"] if engines.numba_missing() is None else [])
+    names = a.engines or engines.available()
     loaded = {name: engines.get(name) for name in names}
     for e in loaded.values():
         engines.warm_up(e, ckpt.model_cfg.cell)

@@ -183,7 +183,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     if a.repeats < 3:
         p.error("--repeats must be at least 3: one run on a shared machine proves nothing")
-    engine_names = tuple(a.engines or (["numpy"] + (["numba"] if engines.numba_missing() is None else [])))
+    engine_names = tuple(a.engines or engines.available())
     where = machine()
     print(json.dumps({"machine": where}), flush=True)
     print(

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from charrnn import model, optim, rundir
+from charrnn import engines, model, optim, rundir
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Vocab
 from charrnn.errors import CharRNNError, CheckpointError
@@ -260,7 +260,6 @@ def _check_directory(zf: zipfile.ZipFile, file_size: int) -> None:
         raise CheckpointError(f"its arrays declare {declared:,} bytes but the file holds only {file_size:,}")
 
 
-ENGINE_NAMES = ("numpy", "numba")  # progress["engine"]: the engine that trained it (engines/)
 # Progress counters a resumed run reads back: name -> may it be None?
 PROGRESS_INTS = ("step", "epoch", "chunk")
 PROGRESS_FLOATS = {"smoothed_loss": True, "elapsed": False, "best_val": True, "last_val": True}
@@ -285,7 +284,7 @@ def _check_progress(progress: dict) -> None:
                 or (key == "elapsed" and v < 0)
             ):
                 raise CheckpointError(f"progress field {key!r} is {v!r}, not a finite number")
-    if "engine" in progress and progress["engine"] not in ENGINE_NAMES:
+    if "engine" in progress and progress["engine"] not in engines.ENGINES:
         raise CheckpointError(f"progress field 'engine' is {progress['engine']!r}, not an engine's name")
     cold = progress.get("cold_start")
     if cold is not None and not (

@@ -356,7 +356,8 @@ class Tally:
     started: float = field(default_factory=time.perf_counter)  # time.perf_counter() at the start
     step_seconds: float = 0.0  # in training steps only, for chars/s (validation excluded)
     rate: float = 0.0  # chars/s
-    losses: list = field(default_factory=list)  # training losses since the last validation
+    loss_sum: float = 0.0  # training losses since the last validation: their sum and count
+    loss_count: int = 0
     first: int = 0  # the step the first of them was
     train_mean: float | None = None  # their mean at the last validation
     saved: dict = field(default_factory=dict)  # checkpoint paths written
@@ -392,8 +393,8 @@ def validate(run: Run, st: TrainState, tally: Tally, shown: progress.Progress, d
         )
     finally:
         validating.close()
-    train_mean = sum(tally.losses) / len(tally.losses) if tally.losses else None
-    first, tally.losses, tally.first = tally.first, [], st.step + 1
+    train_mean = tally.loss_sum / tally.loss_count if tally.loss_count else None
+    first, tally.first, tally.loss_sum, tally.loss_count = tally.first, st.step + 1, 0.0, 0
     if losses is None:
         return None
     val = float(losses.mean())
@@ -499,10 +500,10 @@ def train(
                 st.elapsed = tally.elapsed()
                 steps = st.step - tally.start_step
                 tally.rate = steps * cfg.batch_size * cfg.seq_len / max(tally.step_seconds, 1e-9)
-                tally.losses.append(loss)
+                tally.loss_sum += loss
+                tally.loss_count += 1
                 per_step = (st.elapsed - tally.start_elapsed) / steps  # validations included: for the time left
-                mean = sum(tally.losses) / len(tally.losses)
-                shown.update(st.step, st.elapsed, per_step, mean, st.last_val, tally.rate)
+                shown.update(st.step, st.elapsed, per_step, tally.loss_sum / tally.loss_count, st.last_val, tally.rate)
                 if on_step is not None:
                     on_step(st)
                 if st.step % cfg.eval_every == 0 and not done() and stop.signum is None:

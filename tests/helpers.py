@@ -15,16 +15,12 @@ from click.testing import CliRunner
 from charrnn import checkpoint, engines, training
 from charrnn.cli import cli
 
-# Each engine as a test parameter; numba's is skipped, saying why, where it cannot load.
-ENGINES = [
-    "numpy",
-    pytest.param(
-        "numba",
-        marks=pytest.mark.skipif(
-            engines.numba_missing() is not None, reason="numba is not installed (pip install 'charrnn[fast]')"
-        ),
-    ),
-]
+# For tests of the numba engine: skipped, saying why, where it cannot load.
+NEEDS_NUMBA = pytest.mark.skipif(
+    engines.numba_missing() is not None, reason="numba is not installed (pip install 'charrnn[fast]')"
+)
+# Each engine as a test parameter.
+ENGINES = ["numpy", pytest.param("numba", marks=NEEDS_NUMBA)]
 
 WORDS = (
     "the cat sat on a mat and the dog ran to the log while a bird sang in the tree "

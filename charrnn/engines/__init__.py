@@ -19,15 +19,28 @@ import os
 from charrnn.engines.base import CellOps, Engine
 from charrnn.errors import UsageError
 
-NAMES = ("auto", "numpy", "numba")
+ENGINES = ("numpy", "numba")  # what a checkpoint records as the engine that trained it
+NAMES = ("auto", *ENGINES)
 ENV = "CHARRNN_ENGINE"
 FAST_EXTRA = "pip install 'charrnn[fast]'"
 
 SLOW_WARM_UP = 1.0  # seconds of compiling worth a note (numba's first run; later runs load its cache)
 
-__all__ = ["CellOps", "Engine", "NAMES", "ENV", "get", "default_name", "numba_missing", "warm_up"]
+__all__ = [
+    "CellOps",
+    "Engine",
+    "NAMES",
+    "ENGINES",
+    "ENV",
+    "get",
+    "available",
+    "default_name",
+    "numba_missing",
+    "warm_up",
+]
 
 _loaded: dict[str, Engine] = {}
+_failed: dict[str, str] = {}  # why an engine could not be imported: Python does not remember a failed import
 
 
 def default_name() -> str:
@@ -37,11 +50,17 @@ def default_name() -> str:
 
 def numba_missing() -> str | None:
     """Why the numba engine cannot load here (None: it can)."""
-    try:
-        _load("numba")
-    except (ImportError, RuntimeError, OSError) as exc:  # not installed, or no cache it can write
-        return str(exc) or type(exc).__name__
-    return None
+    if "numba" not in _failed:
+        try:
+            _load("numba")
+        except (ImportError, RuntimeError, OSError) as exc:  # not installed, or no cache it can write
+            _failed["numba"] = str(exc) or type(exc).__name__
+    return _failed.get("numba")
+
+
+def available() -> tuple[str, ...]:
+    """The engines that load here: numpy, and numba where it imports."""
+    return ENGINES if numba_missing() is None else ("numpy",)
 
 
 def _load(name: str) -> Engine:
