@@ -103,6 +103,33 @@ def tanh_array(x, out):
         out[i] = tanh_(x[i])
 
 
+# ------------------------------------------------------------------ cell equations
+#
+# One unit of one cell for one stream, from its pre-activations (σ rows halved): the
+# equations every kernel below applies, training's, the K streams' and one stream's.
+# ``half`` is 0.5 in the arrays' type, so that float32 stays float32.
+
+
+@njit(**OPTIONS, inline="always")
+def lstm_cell(ai, af, ao, ag, c_prev, half):
+    """(i, f, o, g, c, h): i,f,o = σ, g = tanh; c = f c_prev + i g; h = o tanh(c)."""
+    i = half * tanh_(ai) + half
+    f = half * tanh_(af) + half
+    o = half * tanh_(ao) + half
+    g = tanh_(ag)
+    c = f * c_prev + i * g
+    return i, f, o, g, c, o * tanh_(c)
+
+
+@njit(**OPTIONS, inline="always")
+def gru_cell(ar, az, an, u, h_prev, half):
+    """(r, z, n, h): r,z = σ; n = tanh(an + r u); h = n + z (h_prev - n)."""
+    r = half * tanh_(ar) + half
+    z = half * tanh_(az) + half
+    n = tanh_(an + r * u)
+    return r, z, n, n + z * (h_prev - n)
+
+
 # ------------------------------------------------------------------ recurrences
 #
 # Training arrays are (T,F,B), step t's block contiguous: Z/A (T,G,B) the input
@@ -140,17 +167,20 @@ def lstm_forward_step(Z, hW, cs, hs, t):
     half = hs.dtype.type(0.5)
     for j in range(H):
         for b in range(B):
-            i = half * tanh_(Z[t, j, b] + hW[j, b]) + half
-            f = half * tanh_(Z[t, H + j, b] + hW[H + j, b]) + half
-            o = half * tanh_(Z[t, 2 * H + j, b] + hW[2 * H + j, b]) + half
-            g = tanh_(Z[t, 3 * H + j, b] + hW[3 * H + j, b])
-            c = f * cs[t, j, b] + i * g
+            i, f, o, g, c, h = lstm_cell(
+                Z[t, j, b] + hW[j, b],
+                Z[t, H + j, b] + hW[H + j, b],
+                Z[t, 2 * H + j, b] + hW[2 * H + j, b],
+                Z[t, 3 * H + j, b] + hW[3 * H + j, b],
+                cs[t, j, b],
+                half,
+            )
             Z[t, j, b] = i
             Z[t, H + j, b] = f
             Z[t, 2 * H + j, b] = o
             Z[t, 3 * H + j, b] = g
             cs[t + 1, j, b] = c
-            hs[t + 1, j, b] = o * tanh_(c)
+            hs[t + 1, j, b] = h
 
 
 @njit(**OPTIONS)
@@ -189,16 +219,15 @@ def gru_forward_step(Z, hW, bhn, hs, us, t):
     for j in range(H):
         bias = bhn[j]
         for b in range(B):
-            r = half * tanh_(Z[t, j, b] + hW[j, b]) + half
-            z = half * tanh_(Z[t, H + j, b] + hW[H + j, b]) + half
             u = hW[2 * H + j, b] + bias
-            n = tanh_(Z[t, 2 * H + j, b] + r * u)
-            h = hs[t, j, b]
+            r, z, n, h = gru_cell(
+                Z[t, j, b] + hW[j, b], Z[t, H + j, b] + hW[H + j, b], Z[t, 2 * H + j, b], u, hs[t, j, b], half
+            )
             Z[t, j, b] = r
             Z[t, H + j, b] = z
             Z[t, 2 * H + j, b] = n
             us[t, j, b] = u
-            hs[t + 1, j, b] = n + z * (h - n)
+            hs[t + 1, j, b] = h
 
 
 @njit(**OPTIONS)
@@ -282,13 +311,9 @@ def lstm_gen_step(a, h, c):
     half = h.dtype.type(0.5)
     for j in range(H):
         for k in range(K):
-            i = half * tanh_(a[j, k]) + half
-            f = half * tanh_(a[H + j, k]) + half
-            o = half * tanh_(a[2 * H + j, k]) + half
-            g = tanh_(a[3 * H + j, k])
-            cn = f * c[j, k] + i * g
-            c[j, k] = cn
-            h[j, k] = o * tanh_(cn)
+            _, _, _, _, c[j, k], h[j, k] = lstm_cell(
+                a[j, k], a[H + j, k], a[2 * H + j, k], a[3 * H + j, k], c[j, k], half
+            )
 
 
 @njit(**OPTIONS)
@@ -297,10 +322,8 @@ def gru_gen_step(a, hW, bhn, h):
     half = h.dtype.type(0.5)
     for j in range(H):
         for k in range(K):
-            r = half * tanh_(a[j, k] + hW[j, k]) + half
-            z = half * tanh_(a[H + j, k] + hW[H + j, k]) + half
-            n = tanh_(a[2 * H + j, k] + r * (hW[2 * H + j, k] + bhn[j, 0]))
-            h[j, k] = n + z * (h[j, k] - n)
+            ar, az, u = a[j, k] + hW[j, k], a[H + j, k] + hW[H + j, k], hW[2 * H + j, k] + bhn[j, 0]
+            _, _, _, h[j, k] = gru_cell(ar, az, a[2 * H + j, k], u, h[j, k], half)
 
 
 # ------------------------------------------------------------- one stream
@@ -342,12 +365,7 @@ def _lstm_layer(Wx, x, Wh, h_prev, bias, bhn, c, h):
             a1 += Wh[H + j, i] * hi
             a2 += Wh[2 * H + j, i] * hi
             a3 += Wh[3 * H + j, i] * hi
-        ig = half * tanh_(a0) + half
-        fg = half * tanh_(a1) + half
-        og = half * tanh_(a2) + half
-        cn = fg * c[j] + ig * tanh_(a3)
-        c[j] = cn
-        h[j] = og * tanh_(cn)
+        _, _, _, _, c[j], h[j] = lstm_cell(a0, a1, a2, a3, c[j], half)
 
 
 @njit(**STREAM_OPTIONS)
@@ -380,10 +398,7 @@ def _gru_layer(Wx, x, Wh, h_prev, bias, bhn, c, h):
             r += Wh[j, i] * hi
             z += Wh[H + j, i] * hi
             nh += Wh[2 * H + j, i] * hi
-        r = half * tanh_(r) + half
-        z = half * tanh_(z) + half
-        n = tanh_(nx + r * nh)
-        h[j] = n + z * (h_prev[j] - n)
+        _, _, _, h[j] = gru_cell(r, z, nx, nh, h_prev[j], half)
 
 
 @njit(**{**STREAM_OPTIONS, "parallel": False})
