@@ -51,6 +51,7 @@ LR_AT_384 = 5e-3  # Adam's peak learning rate for H = 384; smaller models take l
 LR_MAX = 1e-2
 FEW_EPOCHS = (1.5, 3.0)  # up to 1.5 epochs the full FEW_EPOCHS_LR, from 3 none, log-linear between
 FEW_EPOCHS_LR = 1.6
+RANK_STREAMS = 16  # fewest streams an MPI rank trains: two thread shards of parallel.MIN_SHARD
 PROBE_SIZES = (128, 384)
 PROBE_STEPS = 3  # timed steps per probe size, after one untimed
 
@@ -161,15 +162,17 @@ def choose(
     batch_size: int = 64,
     seq_len: int = 64,
     engine: str | None = None,
+    ranks: int = 1,
 ) -> Choice:
     """The model for a text of ``n_chars`` characters trained for ``budget`` seconds on a
-    machine of ``speed`` (measured on the engine named ``engine``, which the reason
-    names). Pure: the same arguments give the same choice."""
+    machine of ``speed`` (measured on the engine named ``engine`` by ``ranks`` MPI ranks
+    together, which the reason names). Pure: the same arguments give the same choice."""
     H, epochs, model, train = _choose(n_chars, speed.rate, budget, vocab_size, val_frac, batch_size, seq_len)
     rate = speed.rate(candidate(H, vocab_size))
     reason = (
         f"auto: lstm {LAYERS}x{H}, dropout {model['dropout']:g} for {n_chars / 1e6:.2g} M chars and "
-        f"{format_duration(budget)} at ~{rate / 1e3:.0f}k chars/s{f' on the {engine} engine' if engine else ''} "
+        f"{format_duration(budget)} at ~{rate / 1e3:.0f}k chars/s{f' on the {engine} engine' if engine else ''}"
+        f"{f' on {ranks} MPI ranks' if ranks > 1 else ''} "
         f"({epochs:.1f} epochs); "
         f"pass --hidden-size to choose yourself"
     )
@@ -192,13 +195,22 @@ def choose_for_steps(
     return Choice(model, train, reason)
 
 
-def probe(vocab_size: int, train_cfg: TrainConfig, seed: int = 0, engine=None) -> tuple[Speed, float]:
+def batch_for_ranks(batch_size: int, ranks: int) -> int:
+    """The batch of a run on ``ranks`` MPI ranks: ``batch_size``, or more where that
+    would leave a rank fewer than RANK_STREAMS streams, whose per-step products are too
+    thin to run at the BLAS's pace."""
+    return max(batch_size, RANK_STREAMS * ranks)
+
+
+def probe(vocab_size: int, train_cfg: TrainConfig, seed: int = 0, engine=None, world=None) -> tuple[Speed, float]:
     """Time training steps of two model sizes on random text of ``vocab_size``
     characters (the run's batch and chunk sizes, optimizer and clipping) on ``engine``
-    (None: the default); returns the fitted Speed and the seconds the probe took."""
+    (None: the default); returns the fitted Speed and the seconds the probe took. On
+    several MPI ranks (``world``) every rank takes part in the same steps, so the speed
+    is the ranks' together, their gradient sums included."""
     import numpy as np
 
-    from charrnn import data, engines, training
+    from charrnn import data, distributed, engines, training
 
     t0 = time.perf_counter()
     B, T = train_cfg.batch_size, train_cfg.seq_len
@@ -208,7 +220,16 @@ def probe(vocab_size: int, train_cfg: TrainConfig, seed: int = 0, engine=None) -
     points = []
     for H in PROBE_SIZES:
         cfg = candidate(H, vocab_size, dropout=0.2)
-        run = training.Run(cfg, train_cfg, vocab, ids, ids[:100], checkpoint_dir="", engine=engine or engines.get())
+        run = training.Run(
+            cfg,
+            train_cfg,
+            vocab,
+            ids,
+            ids[:100],
+            checkpoint_dir="",
+            engine=engine or engines.get(),
+            world=world or distributed.World(),
+        )
         st = training.new_state(run)
         streams = data.Streams(ids, B, T)
         training.train_step(run, st, streams)  # the first step pays for thread pools and caches

@@ -284,6 +284,9 @@ def _check_progress(progress: dict) -> None:
                 or (key == "elapsed" and v < 0)
             ):
                 raise CheckpointError(f"progress field {key!r} is {v!r}, not a finite number")
+    ranks = progress.get("ranks", 1)
+    if not isinstance(ranks, int) or isinstance(ranks, bool) or ranks < 1:
+        raise CheckpointError(f"progress field 'ranks' is {ranks!r}, not a number of processes")
     if "engine" in progress and progress["engine"] not in engines.ENGINES:
         raise CheckpointError(f"progress field 'engine' is {progress['engine']!r}, not an engine's name")
     cold = progress.get("cold_start")

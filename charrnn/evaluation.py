@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from charrnn import data, metrics, model, trained_text
+from charrnn import data, distributed, metrics, model, trained_text
 from charrnn.errors import DataError
 
 EVAL_STREAMS = 64  # streams used to score a text
@@ -98,15 +98,24 @@ def chunk_steps(width: int, streams: int) -> int:
 
 
 def char_losses(
-    params, cfg, ids: np.ndarray, n_context: int = 1, deadline: float | None = None, engine=None, progress=None
+    params,
+    cfg,
+    ids: np.ndarray,
+    n_context: int = 1,
+    deadline: float | None = None,
+    engine=None,
+    progress=None,
+    part: tuple[int, int] = (0, 1),
 ):
     """The loss (nats) of predicting each character of ids[n_context:] from all that
     precedes it, in EVAL_STREAMS streams with carried state and a warm-up
     (data.eval_chunks): out[i] is the loss of ids[n_context + i]. None if
     time.perf_counter() passes ``deadline`` first. ``engine`` runs the cells (None: the
     default, engines.get()); ``progress``, if given, is called after each call of the
-    model with how many characters have been scored."""
-    out = np.empty(max(len(ids) - n_context, 0), dtype=np.float64)
+    model with how many characters have been scored. ``part`` (k, n) scores only the
+    k-th of n contiguous groups of the streams (an MPI rank's share of a validation),
+    leaving 0 for the others' characters: the n parts' outputs sum to the whole."""
+    out = np.zeros(max(len(ids) - n_context, 0), dtype=np.float64)
     state, done = None, 0
     width = call_width(cfg)
     layout = scoring_streams(width, EVAL_STREAMS)
@@ -114,6 +123,10 @@ def char_losses(
     for x, y, targets in data.eval_chunks(ids, n_context, layout, EVAL_WARMUP, chunk_steps(width, streams)):
         if deadline is not None and time.perf_counter() > deadline:
             return None
+        lo, hi = distributed.split(x.shape[0], part[1], part[0])
+        if lo == hi:  # more parts than streams: this one has none
+            continue
+        x, y, targets = x[lo:hi], y[lo:hi], targets[lo:hi]
         if state is None:
             state = model.init_hidden(cfg, x.shape[0], params["Why"].dtype)
         nll, state = model.sequence_nll(params, cfg, x, y, state, engine)

@@ -6,17 +6,23 @@ share checkpoints or metrics. With --concat the files are joined into one text
 for resume, eval and info) and a single model trains on it. A job holds its
 directory's lock while it trains, starts a new run or resumes one, and trains it;
 one corpus failing does not stop the others.
+
+Under an MPI launcher (distributed.py) every rank runs the same job: each reads the text
+(and the checkpoint it resumes), the ranks check that they read the same text, and rank 0
+alone holds the lock, joins --concat files and reports. Each step that can fail on one
+rank runs inside ``World.together()`` so that all ranks stop on it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import tempfile
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from charrnn import autosize, data, engines, process, resume, rundir, trained_text, training
+from charrnn import autosize, data, distributed, engines, process, resume, rundir, trained_text, training
 from charrnn.config import ModelConfig, TrainConfig, format_duration
 from charrnn.engines import Engine
 from charrnn.errors import CharRNNError, DataError, Interrupted, UsageError
@@ -99,6 +105,7 @@ class Request:
     keep_last: int = 0
     engine: Engine = field(default_factory=engines.get)  # runs the cells
     added: set = field(default_factory=set)  # limits given as +N: N more than the resumed run has done
+    world: distributed.World = field(default_factory=distributed.World)  # the processes training together
 
 
 def start(job: Job, request: Request, report: Callable[[str], None]) -> tuple[training.Run, training.TrainState]:
@@ -106,7 +113,9 @@ def start(job: Job, request: Request, report: Callable[[str], None]) -> tuple[tr
     configs are settled first (the checkpoint's, the options', the automatic choice);
     the run is then built once from them."""
     if job.sources:
-        join_files(job.sources, request.encoding or "utf-8", job.path)
+        with request.world.together():
+            if request.world.root:
+                join_files(job.sources, request.encoding or "utf-8", job.path)
         encoding = "utf-8"  # join_files wrote UTF-8
     else:
         encoding = request.encoding
@@ -117,12 +126,14 @@ def start(job: Job, request: Request, report: Callable[[str], None]) -> tuple[tr
 
 
 def _resumed(job: Job, request: Request, encoding: str | None, joined: dict | None, report):
-    source = resume.source(request.resume or job.directory)
-    ckpt = resume.load(source)
-    state = training.state_from_checkpoint(ckpt)  # before reading the text: a model-only file fails fast
-    encoding = trained_text.encoding(ckpt, encoding)
-    text = data.load_corpus(job.path, encoding)
-    resume.check_vocab(ckpt, text.vocab)
+    with request.world.together():
+        source = resume.source(request.resume or job.directory)
+        ckpt = resume.load(source)
+        state = training.state_from_checkpoint(ckpt)  # before reading the text: a model-only file fails fast
+        encoding = trained_text.encoding(ckpt, encoding)
+        text = data.load_corpus(job.path, encoding)
+        resume.check_vocab(ckpt, text.vocab)
+    request.world.agree((text.sha256, len(text.ids)), f"text from {job.path}")
     train_cfg = resume.train_config(ckpt, request.model, request.train)
     done = {"time_limit": state.elapsed, "max_steps": state.step}
     train_cfg = dataclasses.replace(train_cfg, **{key: done[key] + request.train[key] for key in request.added})
@@ -158,15 +169,27 @@ def _resumed(job: Job, request: Request, encoding: str | None, joined: dict | No
         engine=request.engine,
         notes=tuple(notes),
         corpus=joined,
+        world=request.world,
     )
     return run, state
 
 
 def _new(job: Job, request: Request, encoding: str, joined: dict | None, report):
-    if not request.overwrite:
-        resume.check_fresh(job.directory)
-    text = data.load_corpus(job.path, encoding)
+    world = request.world
+    with world.together():
+        if not request.overwrite:
+            resume.check_fresh(job.directory)
+        text = data.load_corpus(job.path, encoding)
+    world.agree((text.sha256, len(text.ids)), f"text from {job.path}")
     train_cfg = TrainConfig(**request.train)
+    if world.size > 1 and "batch_size" not in request.train:
+        B = autosize.batch_for_ranks(train_cfg.batch_size, world.size)
+        train_cfg = dataclasses.replace(train_cfg, batch_size=B)
+        lo, hi = world.streams(B)
+        report(
+            f"auto: batch of {B} streams on {world.size} ranks, {hi - lo} on each (a rank needs "
+            f"{autosize.RANK_STREAMS} or more for efficient products); pass --batch-size to choose yourself"
+        )
     training.check_text(text, job.path, train_cfg)  # a text too short fails before the probe
     model_cfg = ModelConfig(**{**ModelConfig(vocab_size=1).to_dict(), **request.model, "vocab_size": text.vocab.size})
     probe_seconds = 0.0
@@ -183,6 +206,7 @@ def _new(job: Job, request: Request, encoding: str, joined: dict | None, report)
         engine=request.engine,
         fresh=True,
         corpus=joined,
+        world=world,
     )
     return run, training.new_state(run, elapsed=probe_seconds)  # the probe is part of the run's time budget
 
@@ -214,7 +238,7 @@ def choose_model(
         choice = autosize.choose_for_steps(n_chars, tc.max_steps, vocab_size, tc.val_frac, tc.batch_size, tc.seq_len)
     else:
         engines.warm_up(request.engine, "lstm", report)  # not inside the probe's timed steps
-        speed, seconds = autosize.probe(vocab_size, tc, engine=request.engine)
+        speed, seconds = request.world.bcast(autosize.probe(vocab_size, tc, engine=request.engine, world=request.world))
         choice = autosize.choose(
             n_chars,
             max(tc.time_limit - seconds, 1.0),
@@ -224,6 +248,7 @@ def choose_model(
             tc.batch_size,
             tc.seq_len,
             request.engine.name,
+            request.world.size,
         )
     model_cfg = ModelConfig(**{**choice.model, **request.model, "vocab_size": vocab_size})
     train_cfg = dataclasses.replace(tc, **{k: v for k, v in choice.train.items() if k not in request.train})
@@ -238,11 +263,16 @@ def run_job(
     job: Job, request: Request, report: Callable[[str], None], warn: Callable[[str], None], progress_bar: bool = False
 ) -> dict:
     """Train ``job`` while holding its directory's lock; returns training.train's summary."""
-    process.tune_for_training()  # before the probe, which times training steps
-    with RunLock(job.directory, request.force, warn=warn) as lock:
-        if lock.exclusive:  # what a killed run left half-written
-            for name in rundir.sweep_stale_temps(job.directory):
-                report(f"removed {name}, left by an interrupted save")
+    world = request.world
+    # before the probe, which times training steps; ranks on one machine share its cores
+    process.tune_for_training(cores=world.cores_here(process.cores()) if world.size > 1 else None)
+    with contextlib.ExitStack() as held:
+        with world.together():
+            if world.root:
+                lock = held.enter_context(RunLock(job.directory, request.force, warn=warn))
+                if lock.exclusive:  # what a killed run left half-written
+                    for name in rundir.sweep_stale_temps(job.directory):
+                        report(f"removed {name}, left by an interrupted save")
         run, state = start(job, request, report)
         cfg = run.model_cfg
         engines.warm_up(run.engine, cfg.cell, report)
@@ -250,6 +280,7 @@ def run_job(
             f"training {cfg.cell} {cfg.n_layers}x{cfg.hidden_size} on {job.label}: "
             f"{len(run.train_ids):,} train / {len(run.val_ids) - run.n_context:,} validation chars, "
             f"vocabulary {run.vocab.size}; checkpoints in {job.directory}"
+            + (f"; {world.size} MPI ranks" if world.size > 1 else "")
         )
         return training.train(run, state, report=report, progress_bar=progress_bar, keep_last=request.keep_last)
 

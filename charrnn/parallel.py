@@ -10,6 +10,10 @@ are then averaged.
 
 The shard layout depends only on the batch size, never on the machine, so a run gives
 the same numbers on one core (shards run one after the other) as on two.
+
+Across processes (distributed.py) each MPI rank runs a ``part`` of the batch, a
+contiguous range of its streams, cut into shards the same way; its result is that part's
+share of the batch's mean, which the ranks then sum.
 """
 
 from __future__ import annotations
@@ -36,8 +40,11 @@ def shard_bounds(batch_size: int, max_shards: int = 2) -> list[tuple[int, int]]:
 class ShardRunner:
     """Runs the shards of each step in parallel when the machine and the BLAS allow it."""
 
-    def __init__(self, batch_size: int, threads: int | None = None):
-        self.bounds = shard_bounds(batch_size)
+    def __init__(self, batch_size: int, threads: int | None = None, part: tuple[int, int] | None = None):
+        self.batch_size = batch_size
+        lo, hi = part or (0, batch_size)
+        self.part = (lo, hi)
+        self.bounds = [(lo + a, lo + b) for a, b in shard_bounds(hi - lo)]
         cores = threads or process.cores()
         self.parallel = len(self.bounds) > 1 and cores > 1 and process.blas_control().set is not None
         self.pool = ThreadPoolExecutor(len(self.bounds)) if self.parallel else None
@@ -49,9 +56,12 @@ class ShardRunner:
             self.pool.shutdown()
 
     def loss_and_grads(self, params, cfg, x, y, state, dropout, rng: np.random.Generator, stop=None, engine=None):
-        """Same contract as model.loss_and_grads over the whole batch. The step's dropout
-        masks are keyed by one draw from ``rng`` and drawn stream by stream
-        (dropout.StreamMasks), so they are the whole batch's whatever the shards."""
+        """model.loss_and_grads over the whole batch (x, y and ``state`` hold all B streams)
+        restricted to this runner's part: the part's share of the batch's mean loss and
+        gradient (all of it when the part is the whole batch), and the part's new state.
+        The step's dropout masks are keyed by one draw from ``rng`` and drawn stream by
+        stream (dropout.StreamMasks), so they are the whole batch's whatever the shards
+        and parts."""
         key = StreamMasks.from_rng(rng).key
         jobs = [
             (
@@ -72,9 +82,9 @@ class ShardRunner:
                 results = list(self.pool.map(lambda job: model.loss_and_grads(*job), jobs))
         else:
             results = [model.loss_and_grads(*job) for job in jobs]
-        if len(results) == 1:
+        weights = [(b - a) / self.batch_size for a, b in self.bounds]  # mean over all positions
+        if len(results) == 1 and weights[0] == 1.0:
             return results[0]
-        weights = [(b - a) / x.shape[0] for a, b in self.bounds]  # mean over all positions
         loss = sum(w * r[0] for w, r in zip(weights, results))
         grads = results[0][1]
         for name, g in grads.items():
@@ -86,6 +96,6 @@ class ShardRunner:
 
 
 @functools.lru_cache(maxsize=4)
-def runner(batch_size: int) -> ShardRunner:
-    """One runner (and thread pool) per batch size for the life of the process."""
-    return ShardRunner(batch_size)
+def runner(batch_size: int, part: tuple[int, int] | None = None) -> ShardRunner:
+    """One runner (and thread pool) per batch size and part for the life of the process."""
+    return ShardRunner(batch_size, part=part)

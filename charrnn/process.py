@@ -27,6 +27,11 @@ single-threaded BLAS: two shards driving a two-threaded BLAS each would only fig
 the cores. NumPy does not expose OpenBLAS's thread count, so it is set through the
 library NumPy loaded, found in this process's memory map (ctypes); where it cannot be
 found, the shards run one after the other.
+
+Cores (``cores``). What the affinity mask allows, unless the training run said how many
+of them are this process's: several MPI ranks on one machine share its cores
+(distributed.World.cores_here), and a rank given one core runs its shards one after the
+other with a one-threaded BLAS.
 """
 
 from __future__ import annotations
@@ -151,8 +156,13 @@ def blas_threads(n: int):
         blas.set(before)
 
 
+_cores: int | None = None  # set by tune_for_training(cores=...)
+
+
 def cores() -> int:
     """The cores this process may run on."""
+    if _cores is not None:
+        return _cores
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
@@ -161,11 +171,17 @@ def cores() -> int:
 # ------------------------------------------------------------------ the settings
 
 
-def tune_for_training() -> None:
+def tune_for_training(cores: int | None = None) -> None:
     """The process-wide settings of a training run, made once, at its start (and by the
-    benchmarks that time training): keep freed memory, find the BLAS thread control."""
+    benchmarks that time training): keep freed memory, find the BLAS thread control;
+    with ``cores``, use that many cores (BLAS threads included) and no more."""
+    global _cores
     keep_freed_memory()
-    blas_control()
+    blas = blas_control()
+    if cores is not None:
+        _cores = cores
+        if blas.set is not None:
+            blas.set(cores)
 
 
 def check_fits(model_cfg, train_cfg, free: int | None = None) -> None:

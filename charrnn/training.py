@@ -4,13 +4,19 @@ The whole training state (parameters, optimizer state, step and epoch counters, 
 cursor, carried hidden state, smoothed loss, elapsed time and the generator's state)
 lives in ``TrainState`` and goes into every checkpoint, so a resumed run continues
 the run it came from bit for bit. No click here: the CLI passes in how to report.
+
+On several MPI ranks (distributed.py) every rank runs this same loop on its part of the
+batch: the gradient, the loss, the clock and a stop signal are agreed at every step, so
+the ranks take the same steps and stop at the same one; rank 0 alone writes.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import signal
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -20,6 +26,7 @@ from charrnn import (
     checkpoint,
     cold_start,
     data,
+    distributed,
     engines,
     evaluation,
     metrics,
@@ -72,6 +79,7 @@ class Run:
     notes: tuple = ()  # things the user should know, reported when training starts
     fresh: bool = False  # a new run: its first checkpoint starts a new metrics.jsonl
     engine: Engine = field(default_factory=engines.get)  # runs the cells (engines/)
+    world: distributed.World = field(default_factory=distributed.World)  # the processes training it together
 
 
 def check_text(text: data.Corpus, path: str, train_cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -107,6 +115,7 @@ def prepare(
     fresh: bool = False,
     notes: tuple = (),
     corpus: dict | None = None,
+    world: distributed.World | None = None,
 ) -> Run:
     """The run that trains ``model_cfg`` with ``train_cfg`` on ``text`` (data.load_corpus
     of ``path``), writing to ``checkpoint_dir``. ``corpus`` adds to what the checkpoint
@@ -114,6 +123,13 @@ def prepare(
     if model_cfg.vocab_size != text.vocab.size:
         raise ValueError(f"the model's vocabulary is {model_cfg.vocab_size}, the text's {text.vocab.size}")
     train_ids, _ = check_text(text, path, train_cfg)
+    world = world or distributed.World()
+    if train_cfg.batch_size < world.size:
+        raise UsageError(
+            f"a batch of {train_cfg.batch_size} stream{'s' if train_cfg.batch_size != 1 else ''} cannot be shared by "
+            f"{world.size} MPI ranks, "
+            f"each needs one or more; start fewer ranks or a run with --batch-size {world.size} or more"
+        )
     vocab = text.vocab
     record = {  # a text read from a pipe has no path to read it from again
         "path": os.path.abspath(path) if text.rereadable else None,
@@ -146,6 +162,7 @@ def prepare(
         tuple(notes),
         fresh,
         engines.get() if engine is None else engine,
+        world,
     )
 
 
@@ -194,7 +211,9 @@ def state_from_checkpoint(ckpt: checkpoint.Checkpoint) -> TrainState:
     )
 
 
-def to_checkpoint(run: Run, st: TrainState) -> checkpoint.Checkpoint:
+def to_checkpoint(run: Run, st: TrainState, hidden: list | None = None) -> checkpoint.Checkpoint:
+    """The checkpoint of ``st``; ``hidden`` is every stream's state when ``st`` holds only
+    a rank's part of it current (whole_state)."""
     progress = {
         "step": st.step,
         "epoch": st.epoch,
@@ -205,6 +224,7 @@ def to_checkpoint(run: Run, st: TrainState) -> checkpoint.Checkpoint:
         "last_val": st.last_val,
         "cold_start": st.cold_start,
         "engine": run.engine.name,
+        "ranks": run.world.size,  # MPI processes that trained it together
     }
     return checkpoint.Checkpoint(
         run.model_cfg,
@@ -212,7 +232,7 @@ def to_checkpoint(run: Run, st: TrainState) -> checkpoint.Checkpoint:
         run.vocab,
         st.params,
         st.opt_state,
-        model.flatten_hidden(run.model_cfg, st.hidden),
+        model.flatten_hidden(run.model_cfg, st.hidden if hidden is None else hidden),
         progress,
         st.rng.bit_generator.state,
         run.corpus,
@@ -261,9 +281,7 @@ def train_step(run: Run, st: TrainState, streams: data.Streams, stop=None) -> fl
     x, y = streams.chunk(chunk)
     lr = learning_rate(cfg, st)
     try:
-        loss, grads, new_hidden = parallel.runner(cfg.batch_size).loss_and_grads(
-            st.params, run.model_cfg, x, y, hidden, run.model_cfg.dropout, st.rng, stop, run.engine
-        )
+        loss, grads, new_hidden = step_gradient(run, st, x, y, hidden, stop)
         loss += 0.0  # a one-character vocabulary gives -0.0, which would print as "-0.0000"
         if not math.isfinite(loss):
             raise TrainingDiverged(f"loss became {loss} at step {st.step + 1} (lr={lr:.3g})")
@@ -297,10 +315,55 @@ def train_step(run: Run, st: TrainState, streams: data.Streams, stop=None) -> fl
     return loss
 
 
-def save_checkpoints(run: Run, st: TrainState, improved: bool, keep_last: int = 0) -> dict:
+def step_gradient(run: Run, st: TrainState, x, y, hidden, stop=None):
+    """The batch's mean loss and gradient at the current weights and its new hidden state.
+    On several ranks each computes its part of the streams and the parts' shares are
+    summed (one Allreduce for the gradient); a rank never gives a step up half-way (the
+    others would wait for it), so ``stop`` is only for a process of its own."""
+    world, B = run.world, run.train_cfg.batch_size
+    if world.size == 1:
+        return parallel.runner(B).loss_and_grads(
+            st.params, run.model_cfg, x, y, hidden, run.model_cfg.dropout, st.rng, stop, run.engine
+        )
+    lo, hi = part = world.streams(B)
+    loss, grads, mine = parallel.runner(B, part).loss_and_grads(
+        st.params, run.model_cfg, x, y, hidden, run.model_cfg.dropout, st.rng, None, run.engine
+    )
+    world.sum_arrays(list(grads.values()))
+    loss = float(world.sum_(np.array([loss], dtype=np.float64))[0])
+    # every rank keeps all B streams' state, its own part current (gathered for checkpoints)
+    new_hidden = [
+        tuple(np.concatenate([s[:lo], m, s[hi:]]) for s, m in zip(layer, mine_layer))
+        for layer, mine_layer in zip(hidden, mine)
+    ]
+    return loss, grads, new_hidden
+
+
+def agreed(run: Run, elapsed: float, signum: int | None) -> tuple[float, int | None]:
+    """The run's clock and stop signal as every rank takes them: the latest clock of all
+    (the learning rate and the time limit depend on it) and any rank's signal."""
+    if run.world.size == 1:
+        return elapsed, signum
+    both = run.world.max_(np.array([elapsed, signum or 0], dtype=np.float64))
+    return float(both[0]), int(both[1]) or None
+
+
+def whole_state(run: Run, st: TrainState) -> list | None:
+    """Every stream's hidden state, on rank 0 (None on the others): each rank holds its
+    own part of the streams current."""
+    if run.world.size == 1:
+        return st.hidden
+    lo, hi = run.world.streams(run.train_cfg.batch_size)
+    parts = run.world.gather([tuple(s[lo:hi] for s in layer) for layer in st.hidden])
+    if parts is None:
+        return None
+    return [tuple(np.concatenate(pieces) for pieces in zip(*layers)) for layers in zip(*parts)]
+
+
+def save_checkpoints(run: Run, st: TrainState, improved: bool, keep_last: int = 0, hidden=None) -> dict:
     """latest.npz always, best.npz when validation improved, and with ``keep_last`` a
     step-numbered copy, pruned to the newest ``keep_last`` once the new one is in place."""
-    ckpt = to_checkpoint(run, st)
+    ckpt = to_checkpoint(run, st, hidden)
     latest = os.path.join(run.checkpoint_dir, rundir.LATEST)
     checkpoint.save(ckpt, latest)
     paths = {"latest": latest}
@@ -386,13 +449,7 @@ def validate(run: Run, st: TrainState, tally: Tally, shown: progress.Progress, d
     for name, p in st.params.items():  # checkpoint.save would refuse them; say what happened instead
         if not np.all(np.isfinite(p)):
             raise TrainingDiverged(f"parameter {name} became NaN or infinite by step {st.step}")
-    validating = shown.validating(len(run.val_ids) - run.n_context)
-    try:
-        losses = evaluation.char_losses(
-            st.params, run.model_cfg, run.val_ids, run.n_context, deadline, run.engine, validating
-        )
-    finally:
-        validating.close()
+    losses = validation_losses(run, st, shown, deadline)
     train_mean = tally.loss_sum / tally.loss_count if tally.loss_count else None
     first, tally.first, tally.loss_sum, tally.loss_count = tally.first, st.step + 1, 0.0, 0
     if losses is None:
@@ -405,21 +462,72 @@ def validate(run: Run, st: TrainState, tally: Tally, shown: progress.Progress, d
             f"the validation loss is {val:.4g} nats/char at step {st.step}, far above the "
             f"{uniform:.3g} of a uniform guess"
         )
-    cold = cold_start.measure(st.params, run.model_cfg, run.val_ids, run.n_context, losses, engine=run.engine)
+    cold = None
+    if run.world.root:  # it goes into rank 0's checkpoint and metrics only
+        cold = cold_start.measure(st.params, run.model_cfg, run.val_ids, run.n_context, losses, engine=run.engine)
     return Validation(val, st.best_val is None or val < st.best_val, cold, train_mean, first)
+
+
+def validation_losses(run: Run, st: TrainState, shown: progress.Progress, deadline=None):
+    """char_losses of the held-out text (None past ``deadline``), each rank scoring its
+    part of the scoring streams; the parts are summed in one message with the count of
+    ranks that ran out of time, so that all ranks return the same."""
+    world = run.world
+    total = len(run.val_ids) - run.n_context
+    validating = shown.validating(total)
+    try:
+        losses = evaluation.char_losses(
+            st.params,
+            run.model_cfg,
+            run.val_ids,
+            run.n_context,
+            deadline,
+            run.engine,
+            lambda done: validating(min(done * world.size, total)),  # rank 0 shows its part's pace
+            part=(world.rank, world.size),
+        )
+    finally:
+        validating.close()
+    if world.size == 1:
+        return losses
+    both = np.zeros(total + 1)
+    if losses is None:
+        both[-1] = 1
+    else:
+        both[:-1] = losses
+    world.sum_(both)
+    return None if both[-1] else both[:-1]
+
+
+def same_weights(run: Run, st: TrainState) -> None:
+    """Refuse to go on if the ranks' weights have come apart (they take the same steps
+    from the same sums, so they never should): checked at every validation."""
+    if run.world.size == 1:
+        return
+    digest = 0
+    for name in sorted(st.params):
+        digest = zlib.crc32(np.ascontiguousarray(st.params[name]).data, digest)
+    if len(set(run.world.allgather(digest))) > 1:
+        raise TrainingDiverged(
+            f"the ranks' weights differ at step {st.step}: the MPI library's sums are not the same on every rank"
+        )
 
 
 def record(run: Run, st: TrainState, tally: Tally, v: Validation | None, write, keep_last: int, sample: bool):
     """Write what a validation ``v`` gives (None: none could be made; latest.npz only):
-    the checkpoints, a metrics.jsonl line, the log line and a sample."""
+    the checkpoints, a metrics.jsonl line, the log line and a sample (rank 0 alone)."""
     if v is not None:
         st.last_val, st.cold_start, tally.train_mean = v.loss, v.cold_start, v.train_mean
         if v.improved:
             st.best_val = v.loss
-    st.elapsed = tally.elapsed()  # validating counts, in the checkpoint too
-    tally.saved.update(save_checkpoints(run, st, v is not None and v.improved, keep_last))
+    same_weights(run, st)
+    hidden = whole_state(run, st)
+    st.elapsed, _ = agreed(run, tally.elapsed(), None)  # validating counts, in the checkpoint too
+    with run.world.together():  # a save that fails on rank 0 stops every rank
+        if run.world.root:
+            tally.saved.update(save_checkpoints(run, st, v is not None and v.improved, keep_last, hidden))
     tally.saved_step = st.step
-    if v is None:
+    if v is None or not run.world.root:
         return
     line = {
         "step": st.step,
@@ -432,6 +540,7 @@ def record(run: Run, st: TrainState, tally: Tally, v: Validation | None, write, 
         "val_bpc": metrics.bits(v.loss),
         "chars_per_s": round(tally.rate, 1),
         "engine": run.engine.name,
+        "ranks": run.world.size,
         **(v.cold_start or {}),
     }
     text = progress_sample(run, st) if sample else None
@@ -482,7 +591,9 @@ def train(
     process.tune_for_training()
     for note in run.notes:
         report(note)
-    rundir.check_writable(run.checkpoint_dir)
+    with run.world.together():
+        if run.world.root:
+            rundir.check_writable(run.checkpoint_dir)
     streams = data.Streams(run.train_ids, cfg.batch_size, cfg.seq_len)
     tally = Tally(st.step, st.elapsed, first=st.step + 1)
     shown = progress.Progress(cfg, progress_bar, report)
@@ -490,14 +601,16 @@ def train(
         # Overflow on the way to a NaN would print numpy warnings; the guard in train_step
         # reports divergence instead, as one line, before anything non-finite is saved.
         with StopFlag() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            while not done() and stop.signum is None:
+            signum = None  # the stop signal, once every rank knows of it
+            while not done() and signum is None:
                 t_step = time.perf_counter()
                 try:
                     loss = train_step(run, st, streams, stop.event)
                 except model.Stopped:
+                    signum = stop.signum
                     break
                 tally.step_seconds += time.perf_counter() - t_step
-                st.elapsed = tally.elapsed()
+                st.elapsed, signum = agreed(run, tally.elapsed(), stop.signum)
                 steps = st.step - tally.start_step
                 tally.rate = steps * cfg.batch_size * cfg.seq_len / max(tally.step_seconds, 1e-9)
                 tally.loss_sum += loss
@@ -506,15 +619,16 @@ def train(
                 shown.update(st.step, st.elapsed, per_step, tally.loss_sum / tally.loss_count, st.last_val, tally.rate)
                 if on_step is not None:
                     on_step(st)
-                if st.step % cfg.eval_every == 0 and not done() and stop.signum is None:
+                if st.step % cfg.eval_every == 0 and not done() and signum is None:
                     record(run, st, tally, validate(run, st, tally, shown), shown.write, keep_last, True)
-                    st.elapsed = tally.elapsed()  # validation counts too
+                    st.elapsed, signum = agreed(run, tally.elapsed(), stop.signum)  # validation counts too
             if tally.saved_step != st.step and st.step > tally.start_step:  # not just saved periodically
-                stopping = stop.signum is not None
+                stopping = signum is not None
                 deadline = time.perf_counter() + STOP_VALIDATION_SECONDS if stopping else None
                 record(run, st, tally, validate(run, st, tally, shown, deadline), shown.write, keep_last, not stopping)
-            if stop.signum is not None:
-                raise Interrupted(_interrupted(run, st, tally, stop.name, keep_last), stop.signum)
+            signum = agreed(run, st.elapsed, signum or stop.signum)[1]  # a signal during the last save counts
+            if signum is not None:
+                raise Interrupted(_interrupted(run, st, tally, signal.Signals(signum).name, keep_last), signum)
     except TrainingDiverged as exc:
         raise TrainingDiverged(
             f"{exc}; {_what_was_kept(run, tally.saved_step)}; try a lower --lr or a smaller --clip"

@@ -113,7 +113,7 @@ def corpus(tmp_path):
 
 
 def fake_probe(monkeypatch, calls):
-    def probe(vocab_size, train_cfg, seed=0, engine=None):
+    def probe(vocab_size, train_cfg, seed=0, engine=None, world=None):
         calls.append(vocab_size)
         return autosize.Speed(fixed=1e-6, per_gflop=1e-3), 0.25
 

@@ -44,7 +44,8 @@ class CharRNNGroup(click.Group):
             _refuse_other_tools_options(self, args)
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except Interrupted as exc:  # not the user's mistake: said as a note, with the signal's exit code
-            click.echo(f"note: {exc}", err=True)
+            if _speaks():
+                click.echo(f"note: {exc}", err=True)
             code = exc.exit_code
         except CharRNNError as exc:
             code = _fail(str(exc), exc.exit_code)
@@ -87,8 +88,28 @@ def _refuse_other_tools_options(group: click.Group, args: list[str]) -> None:
 
 
 def _fail(message: str, code: int) -> int:
-    click.echo(f"Error: {message}", err=True)
+    world = _mpi_world()
+    if world is not None and not world.leaving_together():  # the others wait for this rank: end them
+        click.echo(f"Error: rank {world.rank}: {message}", err=True)
+        world.abort(code)
+    if _speaks():
+        click.echo(f"Error: {message}", err=True)
     return code
+
+
+def _mpi_world():
+    """The MPI world of a `charrnn train` started by mpirun or srun, None otherwise
+    (distributed.py is imported only by commands that can run on several ranks)."""
+    module = sys.modules.get("charrnn.distributed")
+    world = module.current() if module is not None else None
+    return world if world is not None and world.size > 1 else None
+
+
+def _speaks() -> bool:
+    """Whether this process prints messages: always, but for the ranks after rank 0 of
+    an MPI run, whose messages rank 0 prints for all."""
+    world = _mpi_world()
+    return world is None or world.root
 
 
 @click.group(cls=CharRNNGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -85,6 +85,7 @@ def describe(path: str, ckpt) -> dict:
         "best_val_bpc": metrics.bits(best),
         "cold_start": progress.get("cold_start"),
         "engine": progress.get("engine"),
+        "ranks": progress.get("ranks", 1),
         "corpus": dict(ckpt.corpus),
     }
 
@@ -141,7 +142,8 @@ def render(f: dict) -> str:
             "progress",
             f"{p.get('step', 0):,} steps, epoch {p.get('epoch', 0)}, "
             f"{format_duration(p.get('elapsed') or 0)} of training"
-            + (f" on the {f['engine']} engine" if f.get("engine") else ""),
+            + (f" on the {f['engine']} engine" if f.get("engine") else "")
+            + (f", {f['ranks']} MPI ranks" if f.get("ranks", 1) > 1 else ""),
         ),
         *_run_lines(f),
         (

@@ -95,7 +95,9 @@ def train(
       charrnn train input.txt --resume --time-limit 20m   # 20 minutes in all, not 20 more
       charrnn train input.txt --resume --time-limit +20m  # 20 minutes more
     """
-    from charrnn import data, orchestrate
+    from charrnn import data, distributed, orchestrate
+
+    world = distributed.world()  # MPI's ranks under mpirun or srun; this process alone otherwise
 
     given = {
         k: v
@@ -113,13 +115,16 @@ def train(
         overwrite=overwrite,
         force=force,
         keep_last=keep_last,
+        world=world,
     )
-    for path in files:  # a typo in any path should fail now, not after training the others
-        data.check_input(path)
+    quiet = quiet or not world.root  # rank 0 reports for all ranks
+    with world.together():  # every rank reads the files
+        for path in files:  # a typo in any path should fail now, not after training the others
+            data.check_input(path)
     planned = orchestrate.plan(files, checkpoint_dir, concat)
     report = (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
     request.engine = load_engine(engine, None, None if quiet else report)
-    warn = lambda s: click.echo(s, err=True)  # noqa: E731 - shown even with --quiet
+    warn = (lambda s: click.echo(s, err=True)) if world.root else (lambda s: None)  # shown even with --quiet
     results = []
     try:
         for job, result in orchestrate.train_all(
@@ -132,7 +137,7 @@ def train(
                     f"({result['best_val_bpc']:.4f} bits/char); best checkpoint {result['best_checkpoint']}; "
                     f"latest {result['latest_checkpoint']}"
                 )
-            if as_json and result["status"] != "interrupted":
+            if as_json and result["status"] != "interrupted" and world.root:
                 click.echo(json.dumps(result))
     except Interrupted:
         _summary(results, len(planned), quiet)
