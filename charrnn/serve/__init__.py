@@ -2,5 +2,6 @@
 
 - ``api.py`` owns what ``POST /v1/generate`` accepts and answers (no HTTP in it);
 - ``server.py`` owns HTTP: routes, limits, JSON errors, concurrency and stopping;
-- ``page.py`` is the writing page served at ``/``.
+- ``page.py`` fills in the writing page served at ``/`` (its HTML, CSS and script:
+  ``charrnn/pages/serve.*``).
 """

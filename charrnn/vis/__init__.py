@@ -5,7 +5,8 @@
 - ``properties.py`` computes simple properties of the text (inside quotes, position
   in the line, ...);
 - ``search.py`` correlates every unit with every property ("found for you");
-- ``page.py`` draws the page from the data gathered here, embedded in it as JSON.
+- ``page.py`` embeds the data gathered here in the page as JSON; the page's script
+  (``charrnn/pages/vis.js``) draws everything from it.
 
 ``build`` returns that data (a JSON-ready dict) and ``page.render`` turns it into HTML.
 """
@@ -47,7 +48,7 @@ def check_text(text: str, vocab, max_chars: int = MAX_CHARS) -> None:
 
 
 def build(ckpt, checkpoint_path: str, text: str, max_chars: int = MAX_CHARS, engine=None) -> dict:
-    """Everything the page shows, JSON-ready (see page.py for how each part is drawn);
+    """Everything the page shows, JSON-ready (see charrnn/pages/vis.js for how each part is drawn);
     ``engine`` runs the cells (None: the default)."""
     check_text(text, ckpt.vocab, max_chars)
     ids = ckpt.vocab.encode(text)
