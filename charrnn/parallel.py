@@ -12,8 +12,13 @@ The shard layout depends only on the batch size, never on the machine, so a run 
 the same numbers on one core (shards run one after the other) as on two.
 
 Across processes (distributed.py) each MPI rank runs a ``part`` of the batch, a
-contiguous range of its streams, cut into shards the same way; its result is that part's
-share of the batch's mean, which the ranks then sum.
+contiguous range of its streams, cut into shards the same way, except on a rank with a
+single core: there the part is one shard, since shards run one after the other only cost
+(two of 16 streams take a fifth longer than one of 32: benchmarks/RESULTS.md). A rank's
+layout so depends on its cores, and runs on N ranks repeat bit for bit where each rank
+has as many cores as before; elsewhere they agree to float32 rounding, as runs on
+different N do. Its result is that part's share of the batch's mean, which the ranks
+then sum.
 """
 
 from __future__ import annotations
@@ -40,11 +45,13 @@ def shard_bounds(batch_size: int, max_shards: int = 2) -> list[tuple[int, int]]:
 class ShardRunner:
     """Runs the shards of each step in parallel when the machine and the BLAS allow it."""
 
-    def __init__(self, batch_size: int, threads: int | None = None, part: tuple[int, int] | None = None):
+    def __init__(
+        self, batch_size: int, threads: int | None = None, part: tuple[int, int] | None = None, max_shards: int = 2
+    ):
         self.batch_size = batch_size
         lo, hi = part or (0, batch_size)
         self.part = (lo, hi)
-        self.bounds = [(lo + a, lo + b) for a, b in shard_bounds(hi - lo)]
+        self.bounds = [(lo + a, lo + b) for a, b in shard_bounds(hi - lo, max_shards)]
         cores = threads or process.cores()
         self.parallel = len(self.bounds) > 1 and cores > 1 and process.blas_control().set is not None
         self.pool = ThreadPoolExecutor(len(self.bounds)) if self.parallel else None
@@ -97,5 +104,6 @@ class ShardRunner:
 
 @functools.lru_cache(maxsize=4)
 def runner(batch_size: int, part: tuple[int, int] | None = None) -> ShardRunner:
-    """One runner (and thread pool) per batch size and part for the life of the process."""
-    return ShardRunner(batch_size, part=part)
+    """One runner (and thread pool) per batch size and part for the life of the process;
+    an MPI rank's ``part`` is one shard where the rank has one core."""
+    return ShardRunner(batch_size, part=part, max_shards=2 if part is None or process.cores() > 1 else 1)
