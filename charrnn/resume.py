@@ -33,9 +33,11 @@ def source(path: str) -> str:
     return path
 
 
-def hint(corpus_path: str | None, directory: str, keep_last: int = 0) -> str:
-    """The command that continues the run in ``directory``, quoted for a POSIX shell."""
-    cmd = ["charrnn", "train", corpus_path or "FILE", "--resume", "--checkpoint-dir", directory]
+def hint(corpus_path: str | None, directory: str, keep_last: int = 0, ranks: int = 1) -> str:
+    """The command that continues the run in ``directory``, quoted for a POSIX shell
+    (under mpiexec for a run of several ``ranks``; any number of ranks can resume it)."""
+    cmd = ["mpiexec", "-n", str(ranks)] if ranks > 1 else []
+    cmd += ["charrnn", "train", corpus_path or "FILE", "--resume", "--checkpoint-dir", directory]
     if keep_last:
         cmd += ["--keep-last", str(keep_last)]
     return " ".join(shlex.quote(str(part)) for part in cmd)

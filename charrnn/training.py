@@ -642,7 +642,7 @@ def _interrupted(run: Run, st: TrainState, tally: Tally, signal_name: str, keep_
     what = f"saved {tally.saved['latest']}" if tally.saved else f"no step was completed; {_what_was_kept(run, None)}"
     return (
         f"interrupted by {signal_name} at step {st.step}; {what}; resume with: "
-        f"{resume.hint(run.corpus.get('path'), run.checkpoint_dir, keep_last)}"
+        f"{resume.hint(run.corpus.get('path'), run.checkpoint_dir, keep_last, run.world.size)}"
     )
 
 

@@ -44,6 +44,24 @@ if WHY and os.environ.get("CHARRNN_REQUIRE_MPI"):
     raise RuntimeError(f"CHARRNN_REQUIRE_MPI is set, but MPI cannot run: {WHY}")
 NEEDS_MPI = pytest.mark.skipif(WHY is not None, reason=WHY or "")
 
+
+def _why_no_slurm() -> str | None:
+    if WHY is not None:
+        return WHY
+    if shutil.which("sbatch") is None:
+        return "no Slurm here (sbatch); .ci/slurm-up starts a one-machine cluster"
+    idle = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+    if "idle" not in idle.stdout.split():
+        return f"Slurm has no idle node (sinfo: {(idle.stdout + idle.stderr).strip() or 'nothing'})"
+    return None
+
+
+WHY_NO_SLURM = _why_no_slurm()
+if WHY_NO_SLURM and os.environ.get("CHARRNN_REQUIRE_SLURM"):
+    raise RuntimeError(f"CHARRNN_REQUIRE_SLURM is set, but Slurm cannot run: {WHY_NO_SLURM}")
+NEEDS_SLURM = pytest.mark.skipif(WHY_NO_SLURM is not None, reason=WHY_NO_SLURM or "")
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+
 # small enough for a step of a few milliseconds, large enough to split (B=64: 32 a rank)
 MODEL = ["--hidden-size", "32", "--layers", "2", "--seq-len", "16", "--batch-size", "64", "--dropout", "0.2"]
 LIMITS = ["--time-limit", "0", "--lr-schedule", "constant", "--engine", "numpy", "--sample-chars", "0"]
@@ -258,6 +276,7 @@ def test_a_signal_to_the_launcher_saves_and_stops_every_rank(corpus, tmp_path, s
     assert len(notes) == 1 and signal.Signals(signum).name in notes[0], err  # rank 0 speaks for all
     saved = checkpoint.load(str(ck / "latest.npz"))
     assert saved.progress["step"] > 0 and f"at step {saved.progress['step']}" in notes[0]
+    assert "resume with: mpiexec -n 2 charrnn train" in notes[0]
     assert _ranks(str(ck)) == {}
 
 
@@ -364,3 +383,20 @@ def test_two_ranks_choose_their_batch_and_say_so(corpus, tmp_path):
     args = ["train", corpus, "--hidden-size", "16", "--seq-len", "8", *LIMITS, "--max-steps", "2"]
     result = trained(launch(mpi(2, *args, "--checkpoint-dir", tmp_path / "ck")))
     assert "auto: batch of 64 streams on 2 ranks, 32 on each" in result.stderr
+
+
+@NEEDS_SLURM
+def test_the_slurm_example_trains_and_resumes_with_two_tasks(corpus, tmp_path):
+    script = os.path.join(EXAMPLES, "slurm_train.sbatch")
+    sbatch = ["sbatch", "--wait", "--nodes", "1", "--ntasks-per-node", "2", script, corpus, *MODEL, *LIMITS]
+    run_dir = {**os.environ, "RUN_DIR": str(tmp_path / "ck")}
+    first = subprocess.run([*sbatch, "--max-steps", "10"], cwd=tmp_path, env=run_dir, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr + "".join(p.read_text() for p in tmp_path.glob("charrnn-*.log"))
+    again = {**run_dir, "RESUME": "1"}
+    second = subprocess.run([*sbatch, "--max-steps", "20"], cwd=tmp_path, env=again, capture_output=True, text=True)
+    logs = {p.name: p.read_text() for p in tmp_path.glob("charrnn-*.log")}
+    assert second.returncode == 0, second.stderr + "".join(logs.values())
+    assert len(logs) == 2 and all("2 MPI ranks" in log for log in logs.values())
+    assert sum("resuming from" in log for log in logs.values()) == 1
+    saved = checkpoint.load(str(tmp_path / "ck" / "latest.npz"))
+    assert saved.progress["step"] == 20 and saved.progress["ranks"] == 2
