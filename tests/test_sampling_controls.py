@@ -11,7 +11,7 @@ import pytest
 from helpers import ENGINES, fails, make_text, ok, run, train
 
 from charrnn import engines, rundir, sampling
-from charrnn.config import ModelConfig
+from charrnn.config import ModelConfig, SampleOptions
 from charrnn.data import Vocab
 from charrnn.model import init_params
 
@@ -59,9 +59,8 @@ def expected(temperature: float, top_k: int = 0, top_p: float = 1.0) -> np.ndarr
 
 def drawn(temperature: float, top_k: int = 0, top_p: float = 1.0, rng_seed: int = 5) -> np.ndarray:
     params, cfg, vocab = fixed_model()
-    (sample,) = sampling.generate(
-        params, cfg, vocab, "a", DRAWS, temperature=temperature, top_k=top_k, top_p=top_p, rng_seed=rng_seed
-    )
+    options = SampleOptions(n=DRAWS, temperature=temperature, top_k=top_k, top_p=top_p)
+    (sample,) = sampling.generate(params, cfg, vocab, "a", options, rng_seed=rng_seed)
     text = "".join(sample)
     return np.array([text.count(c) for c in CHARS]) / len(text)
 
@@ -89,7 +88,7 @@ def test_top_p_1_changes_nothing_and_a_tiny_p_is_the_argmax():
     params, cfg, vocab = fixed_model()
 
     def text(**kw):
-        return "".join(next(sampling.generate(params, cfg, vocab, "a", 500, rng_seed=9, **kw)))
+        return "".join(next(sampling.generate(params, cfg, vocab, "a", SampleOptions(n=500, **kw), rng_seed=9)))
 
     assert text(top_p=1.0) == text()
     assert text(top_p=1e-9) == text(greedy=True) == CHARS[int(np.argmax(LOGITS))] * 500
@@ -98,8 +97,9 @@ def test_top_p_1_changes_nothing_and_a_tiny_p_is_the_argmax():
 def test_top_p_is_the_same_in_batched_samples():
     # sample k is the same text whether it is drawn alone or among 300 (two batches)
     params, cfg, vocab = fixed_model()
-    many = ["".join(s) for s in sampling.generate(params, cfg, vocab, "a", 40, top_p=0.8, rng_seed=2, num_samples=300)]
-    alone = ["".join(s) for s in sampling.generate(params, cfg, vocab, "a", 40, top_p=0.8, rng_seed=2, num_samples=1)]
+    options = SampleOptions(n=40, top_p=0.8)
+    many = ["".join(s) for s in sampling.generate(params, cfg, vocab, "a", options, rng_seed=2, num_samples=300)]
+    alone = ["".join(s) for s in sampling.generate(params, cfg, vocab, "a", options, rng_seed=2, num_samples=1)]
     assert many[0] == alone[0] and len(set(many)) > 200
 
 
@@ -118,10 +118,10 @@ def test_one_stream_draws_what_it_draws_among_many(top_k, top_p, engine):
     params = init_params(cfg, np.random.default_rng(3), dtype=dtype)
     params["Why"] *= 8.0  # peaked distributions, so the filters cut something
     vocab = Vocab(CHARS)
-    args = (params, cfg, vocab, "ab", 300, 0.9, top_k, top_p, False)
-    together = ["".join(p) for p in zip(*sampling._steps(*args, sampling.sample_rngs(7, 5), None, engine))]
+    args = (params, cfg, vocab, "ab", SampleOptions(n=300, temperature=0.9, top_k=top_k, top_p=top_p))
+    together = ["".join(p) for p in zip(*sampling._steps(*args, sampling.sample_rngs(7, 5), engine))]
     for k in range(5):
-        alone = "".join(sampling._one_stream(*args, [sampling.sample_rngs(7, 5)[k]], None, engine))
+        alone = "".join(sampling._one_stream(*args, [sampling.sample_rngs(7, 5)[k]], engine))
         assert alone == together[k]
     assert len(set(together)) == 5
 
