@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from charrnn import engines, model, process, rundir, sampling
-from charrnn.config import ModelConfig
+from charrnn.config import ModelConfig, SampleOptions
 from charrnn.data import Vocab
 from charrnn.stepper import Stepper
 
@@ -39,8 +39,10 @@ def sample_throughput(
     """Aggregate chars/s over all streams, seed feeding included."""
     t0 = time.perf_counter()
     produced = 0
-    options = {"temperature": 1.0, "top_p": top_p, "rng_seed": 0, "num_samples": num_samples, "engine": engine}
-    for chars in sampling.generate(params, cfg, vocab, seed_text, n, **options):
+    options = SampleOptions(n=n, temperature=1.0, top_p=top_p)
+    for chars in sampling.generate(
+        params, cfg, vocab, seed_text, options, rng_seed=0, num_samples=num_samples, engine=engine
+    ):
         produced += sum(1 for _ in chars)
     return produced / (time.perf_counter() - t0)
 

@@ -1,10 +1,11 @@
-"""Configuration: one frozen dataclass per concern, stored in checkpoints as JSON.
+"""Configuration: one frozen dataclass per concern.
 
-ModelConfig fixes the shapes of the weights; TrainConfig says how they are trained.
+ModelConfig fixes the shapes of the weights and TrainConfig says how they are trained
+(both stored in checkpoints as JSON); SampleOptions says how a sample is drawn.
 Each field carries, in its metadata, its help text, its command-line flag and its
 allowed values: the dataclasses validate themselves from it (so every entry point,
-CLI, library or resume, gets the same checks and messages), and `charrnn train`
-builds its options from it.
+CLI, library, server or resume, gets the same checks and messages), and the commands
+build their options from it.
 """
 
 from __future__ import annotations
@@ -14,12 +15,9 @@ import math
 from dataclasses import dataclass, field
 
 from charrnn.cells import SPECS, CellSpec
-from charrnn.errors import ConfigError
+from charrnn.errors import ConfigError, UsageError
 
 CELLS = tuple(SPECS)
-# what `charrnn sample`, `serve` and the samples while training draw unless told
-LENGTH = 500  # characters a sample has unless told (charrnn sample -n, serve's "n")
-TEMPERATURE = 0.8  # below 1: safer text; charrnn sample -t, serve, the samples while training
 OPTIMIZERS = ("adam", "adagrad", "rmsprop", "sgd")
 SCHEDULES = ("cosine", "constant")
 CLIP_MODES = ("norm", "value")
@@ -39,13 +37,16 @@ def setting(
     resumable=False,
     addable=False,
     cli=True,
+    allowed=None,
 ):
     """A config field with what the validator and the CLI need to know about it.
 
     low/high bound the value ([low, high], either end open with low_open/high_open);
     choices lists the allowed strings; duration marks seconds written as 90s or 10m;
     resumable fields may change when a run is resumed (when to stop and report);
-    addable ones may be given as +N on the command line, N more than the run has done."""
+    addable ones may be given as +N on the command line, N more than the run has done;
+    allowed words the bounds for the error message where a value has a meaning of its
+    own (top-k's 0). Fields of other types (a flag, a text) are not checked."""
     return field(
         default=default,
         metadata={
@@ -55,6 +56,7 @@ def setting(
             "high": high,
             "low_open": low_open,
             "high_open": high_open,
+            "allowed": allowed,
             "choices": choices,
             "duration": duration,
             "resumable": resumable,
@@ -175,6 +177,34 @@ class TrainConfig:
         return _from_dict(cls, d)
 
 
+@dataclass(frozen=True)
+class SampleOptions:
+    """How each sample is drawn: the options of `charrnn sample`, of a server's request,
+    of sampling.generate and of the samples while training, with their one set of
+    defaults and checks (a bad value is a UsageError, exit code 2)."""
+
+    n: int = setting(500, "Characters to generate.", low=0)
+    temperature: float = setting(0.8, "Below 1: safer, more repetitive text; above 1: wilder.", low=0, low_open=True)
+    top_k: int = setting(
+        0,
+        "Sample only among the k most likely characters; 0 means all.",
+        low=0,
+        allowed="0 (all characters) or a positive integer",
+    )
+    top_p: float = setting(
+        1.0,
+        "Nucleus sampling: only among the most likely characters whose probabilities sum to at least p.",
+        low=0,
+        high=1,
+        low_open=True,
+    )
+    greedy: bool = setting(False, "Always take the most likely character (argmax).")
+    stop: str | None = setting(None, "Stop once this string has been generated (e.g. '\\n').")
+
+    def __post_init__(self):
+        validate(self, UsageError, lambda name: name.replace("_", "-"))  # top-k, as the flag says it
+
+
 def flag_duration(seconds: float) -> str:
     """600 -> '10m', 90 -> '90s', 5400 -> '1h30m': a duration as --time-limit takes it
     (how --help shows a default)."""
@@ -208,15 +238,16 @@ def resumable(name: str) -> bool:
     return any(f.name == name and f.metadata["resumable"] for f in dataclasses.fields(TrainConfig))
 
 
-def validate(cfg) -> None:
-    """Check every field of a config against its metadata; ConfigError names the field."""
+def validate(cfg, error: type[Exception] = ConfigError, name=lambda field: field) -> None:
+    """Check every field of a config against its metadata; ``error`` names the field,
+    spelled ``name(field)``."""
     for f in dataclasses.fields(cfg):
         value, m = getattr(cfg, f.name), f.metadata
         if m["choices"] is not None:
             if value not in m["choices"]:
-                raise ConfigError(
-                    f"unknown {f.name.replace('_', ' ')} {value!r}; choose one of {', '.join(m['choices'])}"
-                )
+                raise error(f"unknown {f.name.replace('_', ' ')} {value!r}; choose one of {', '.join(m['choices'])}")
+            continue
+        if f.type not in ("int", "float"):
             continue
         is_int = f.type == "int"
         if is_int:
@@ -229,11 +260,13 @@ def validate(cfg) -> None:
         if ok and high is not None:
             ok = value < high if m["high_open"] else value <= high
         if not ok:
-            raise ConfigError(f"{f.name} must be {_allowed(is_int, m)}, got {value!r}")
+            raise error(f"{name(f.name)} must be {_allowed(is_int, m)}, got {value!r}")
 
 
 def _allowed(is_int: bool, m: dict) -> str:
     """What a field's bounds allow, in words: 'a positive integer', 'in [0, 1)'."""
+    if m["allowed"] is not None:
+        return m["allowed"]
     low, high = m["low"], m["high"]
     if high is None:
         if low is None:

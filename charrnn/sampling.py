@@ -14,13 +14,12 @@ exact from the kept characters, renormalised.
 
 from __future__ import annotations
 
-import math
 from typing import Iterator
 
 import numpy as np
 
 from charrnn import engines, model
-from charrnn.config import ModelConfig
+from charrnn.config import ModelConfig, SampleOptions
 from charrnn.data import Vocab, format_chars
 from charrnn.errors import UsageError
 from charrnn.stepper import Stepper
@@ -52,15 +51,6 @@ def drop_unknown(seed: str, vocab: Vocab) -> tuple[str, dict[str, int]]:
         if ch not in known:
             dropped[ch] = dropped.get(ch, 0) + 1
     return "".join(ch for ch in seed if ch in known), dict(sorted(dropped.items(), key=lambda kv: -kv[1]))
-
-
-def check_options(temperature: float, top_k: int, top_p: float) -> None:
-    if not (temperature > 0 and math.isfinite(temperature)):
-        raise UsageError(f"temperature must be a positive finite number, got {temperature}")
-    if not (isinstance(top_k, int) and top_k >= 0):
-        raise UsageError(f"top-k must be 0 (all characters) or a positive integer, got {top_k}")
-    if not (0 < top_p <= 1):  # also refuses nan
-        raise UsageError(f"top-p must be in (0, 1], got {top_p}")
 
 
 def keep_mask(logits: np.ndarray, top_k: int, top_p: float) -> np.ndarray | None:
@@ -125,8 +115,9 @@ class _Picker:
 
     BLOCK = 256
 
-    def __init__(self, rngs: list[np.random.Generator], V: int, top_k: int, top_p: float, greedy: bool):
-        self.rngs, self.V, self.top_k, self.top_p, self.greedy = rngs, V, top_k, top_p, greedy
+    def __init__(self, rngs: list[np.random.Generator], V: int, options: SampleOptions):
+        self.rngs, self.V = rngs, V
+        self.top_k, self.top_p, self.greedy = options.top_k, options.top_p, options.greedy
         self.noise, self.i = None, self.BLOCK
 
     def noise_rows(self, most: int) -> np.ndarray:
@@ -191,42 +182,32 @@ def generate(
     cfg: ModelConfig,
     vocab: Vocab,
     seed: str,
-    n: int,
+    options: SampleOptions = SampleOptions(),
     *,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    greedy: bool = False,
     rng_seed: int | None = None,
     num_samples: int = 1,
-    stop: str | None = None,
     engine=None,
 ) -> Iterator[Iterator[str]]:
     """Return an iterator over ``num_samples`` samples, each an iterator over its
-    characters as they are generated (at most ``n``; a sample ends after ``stop``).
-    Samples are computed BATCH at a time; bad arguments raise here, before anything
-    is generated. ``engine`` runs the cells (None: the default, engines.get())."""
-    check_options(temperature, top_k, top_p)
+    characters as they are generated (at most ``options.n``; a sample ends after
+    ``options.stop``). Samples are computed BATCH at a time; a bad seed raises here,
+    before anything is generated (bad options raise when the SampleOptions is made).
+    ``engine`` runs the cells (None: the default, engines.get())."""
     seed = resolve_seed(seed, vocab)
     rngs = sample_rngs(rng_seed, num_samples)
     engine = engines.get() if engine is None else engine
-    return _samples(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, rngs, stop, engine)
+    return _samples(params, cfg, vocab, seed, options, rngs, engine)
 
 
-def _samples(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, rngs, stop, engine):
+def _samples(params, cfg, vocab, seed, options, rngs, engine):
     for start in range(0, len(rngs), BATCH):
         batch = rngs[start : start + BATCH]
         if len(batch) == 1:  # one sample streams its characters as they come
-            yield _one_stream(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, batch, stop, engine)
+            yield _one_stream(params, cfg, vocab, seed, options, batch, engine)
             continue
         texts = (
-            [
-                "".join(parts)
-                for parts in zip(
-                    *_steps(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, batch, stop, engine)
-                )
-            ]
-            if n
+            ["".join(parts) for parts in zip(*_steps(params, cfg, vocab, seed, options, batch, engine))]
+            if options.n
             else [""] * len(batch)
         )
         yield from (iter(text) for text in texts)
@@ -245,25 +226,26 @@ def feed(params, cfg: ModelConfig, ids: np.ndarray, engine=None):
     return logits[-1], state
 
 
-def _start(params, cfg, vocab, seed, temperature, top_k, top_p, greedy, rngs, engine):
+def _start(params, cfg, vocab, seed, options: SampleOptions, rngs, engine):
     """What both sampling loops start from, for K = len(rngs) streams that all read the
     seed: logits (K,V) after it (temperature applied), the stepper and the picker."""
     engine = engines.get() if engine is None else engine
     K = len(rngs)
     last, state = feed(params, cfg, vocab.encode(seed), engine)
-    last = np.repeat(last / np.float32(temperature), K, axis=0)
+    last = np.repeat(last / np.float32(options.temperature), K, axis=0)
     state = [tuple(np.repeat(s, K, axis=0) for s in layer) for layer in state]
-    stepper = Stepper(params, cfg, state, logit_scale=1.0 / temperature, engine=engine)
-    return last, stepper, _Picker(rngs, vocab.size, top_k, top_p, greedy)
+    stepper = Stepper(params, cfg, state, logit_scale=1.0 / options.temperature, engine=engine)
+    return last, stepper, _Picker(rngs, vocab.size, options)
 
 
-def _steps(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, rngs, stop, engine=None):
+def _steps(params, cfg, vocab, seed, options: SampleOptions, rngs, engine=None):
     """Per step, the next character of each of the K = len(rngs) streams ("" for one that
-    has already produced ``stop``), for at most ``n`` steps."""
+    has already produced ``options.stop``), for at most ``options.n`` steps."""
+    n, stop = options.n, options.stop
     if n == 0:
         return
     K = len(rngs)
-    last, stepper, pick = _start(params, cfg, vocab, seed, temperature, top_k, top_p, greedy, rngs, engine)
+    last, stepper, pick = _start(params, cfg, vocab, seed, options, rngs, engine)
     chars = vocab.chars
     tails = [""] * K  # the end of each stream, long enough to match `stop`
     alive = [True] * K
@@ -284,16 +266,20 @@ def _steps(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, rngs,
         last = stepper.step(np.asarray(nxt))
 
 
-def _one_stream(params, cfg, vocab, seed, n, temperature, top_k, top_p, greedy, rngs, stop, engine=None):
+def _one_stream(params, cfg, vocab, seed, options: SampleOptions, rngs, engine=None):
     """_steps for one stream, character by character: the same draws, without the
     per-step lists that K streams need. Where the engine compiles one stream's whole
     step (Engine.stream: the layers, the output layer and the draw), the characters
     after the first come from it a block at a time (as many as the noise block has
-    rows left), so Python's work per character is one yield."""
+    rows left), so Python's work per character is one yield. Elsewhere (the NumPy
+    engine) this loop with _Picker.one is about 10% faster end to end than _steps with
+    one stream when top-k or top-p is on, and the same without them (LSTM 2x256:
+    benchmarks/RESULTS.md, "One stream's own loop on the NumPy engine")."""
+    n, stop = options.n, options.stop
     if n == 0:
         return
     engine = engines.get() if engine is None else engine
-    last, stepper, pick = _start(params, cfg, vocab, seed, temperature, top_k, top_p, greedy, rngs, engine)
+    last, stepper, pick = _start(params, cfg, vocab, seed, options, rngs, engine)
     chars = vocab.chars
     i = pick.one(last[0])
     yield chars[i]

@@ -39,7 +39,7 @@ from charrnn import (
     rundir,
     sampling,
 )
-from charrnn.config import TEMPERATURE, ModelConfig, TrainConfig, format_duration
+from charrnn.config import ModelConfig, SampleOptions, TrainConfig, format_duration
 from charrnn.engines import Engine
 from charrnn.errors import CheckpointError, DataError, Interrupted, TrainingDiverged, UsageError
 from charrnn.signals import StopFlag
@@ -647,7 +647,8 @@ def _interrupted(run: Run, st: TrainState, tally: Tally, signal_name: str, keep_
 
 
 def progress_sample(run: Run, st: TrainState) -> str | None:
-    """--sample-chars characters from the current weights, from the default seed and a
+    """--sample-chars characters from the current weights, drawn as `charrnn sample`
+    draws them unless told (SampleOptions' defaults), from the default seed and a
     generator seeded by --rng-seed alone: the samples of a run differ only because the
     model learned, and drawing them leaves the training state (its generator included)
     untouched."""
@@ -661,8 +662,7 @@ def progress_sample(run: Run, st: TrainState) -> str | None:
             run.model_cfg,
             run.vocab,
             seed,
-            n,
-            temperature=TEMPERATURE,
+            SampleOptions(n=n),
             rng_seed=run.train_cfg.rng_seed,
             engine=run.engine,
         )

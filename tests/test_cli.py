@@ -103,7 +103,7 @@ def test_library_refuses_non_finite_lr_and_temperature():
     import numpy as np
 
     from charrnn import sampling
-    from charrnn.config import ModelConfig, TrainConfig
+    from charrnn.config import ModelConfig, SampleOptions, TrainConfig
     from charrnn.data import Vocab
     from charrnn.errors import ConfigError, UsageError
     from charrnn.model import init_params
@@ -113,7 +113,7 @@ def test_library_refuses_non_finite_lr_and_temperature():
     cfg = ModelConfig(vocab_size=2, hidden_size=4, n_layers=1)
     params = init_params(cfg, np.random.default_rng(0))
     with pytest.raises(UsageError, match="temperature must be a positive finite number"):
-        sampling.generate(params, cfg, Vocab("ab"), "a", 5, temperature=float("nan"), rng_seed=0)
+        sampling.generate(params, cfg, Vocab("ab"), "a", SampleOptions(n=5, temperature=float("nan")), rng_seed=0)
 
 
 def test_sample_without_a_checkpoint_names_the_run_it_uses(tiny_corpus, tmp_path, monkeypatch):

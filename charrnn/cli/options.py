@@ -105,6 +105,20 @@ def config_options(*classes):
     return decorate
 
 
+def field_option(cls, name: str, *flags: str):
+    """Decorator: the option ``flags`` for the field ``name`` of a config dataclass, with
+    the field's help, default and allowed values (a flag for a bool field, any text for
+    a text field)."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    if f.type == "bool":
+        return click.option(*flags, name, is_flag=True, default=f.default, help=f.metadata["help"])
+    if f.type in ("int", "float"):
+        return click.option(
+            *flags, name, type=_click_type(f), default=f.default, show_default=True, help=f.metadata["help"]
+        )
+    return click.option(*flags, name, default=f.default, help=f.metadata["help"])
+
+
 def json_option(what: str):
     return click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON on stdout.")
 

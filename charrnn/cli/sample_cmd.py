@@ -10,16 +10,16 @@ import time
 import click
 
 from charrnn.cli.options import (
-    FiniteFloatRange,
     Integer,
     checkpoint_option,
     checkpoint_path_of,
     engine_option,
+    field_option,
     json_option,
     load_engine,
     quiet_option,
 )
-from charrnn.config import LENGTH, TEMPERATURE
+from charrnn.config import SampleOptions
 from charrnn.errors import UsageError
 
 
@@ -55,47 +55,18 @@ def _write_stream(chunks, flush_every: float = 0.05) -> None:
     help="Start from the contents of this file ('-': standard input), read in the checkpoint's encoding.",
 )
 @click.option("--drop-unknown", is_flag=True, help="Remove seed characters the model never saw instead of refusing.")
-@click.option(
-    "-n",
-    "--length",
-    "n",
-    type=Integer(min=0),
-    default=LENGTH,
-    show_default=True,
-    help="Characters to generate.",
-)
-@click.option(
-    "-t",
-    "--temperature",
-    type=FiniteFloatRange(0, min_open=True),
-    default=TEMPERATURE,
-    show_default=True,
-    help="Below 1: safer, more repetitive text; above 1: wilder.",
-)
-@click.option(
-    "-k",
-    "--top-k",
-    type=Integer(min=0),
-    default=0,
-    show_default=True,
-    help="Sample only among the k most likely characters; 0 means all.",
-)
-@click.option(
-    "-p",
-    "--top-p",
-    type=FiniteFloatRange(0, 1, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="Nucleus sampling: only among the most likely characters whose probabilities sum to at least p.",
-)
-@click.option("--greedy", is_flag=True, help="Always take the most likely character (argmax).")
+@field_option(SampleOptions, "n", "-n", "--length")
+@field_option(SampleOptions, "temperature", "-t", "--temperature")
+@field_option(SampleOptions, "top_k", "-k", "--top-k")
+@field_option(SampleOptions, "top_p", "-p", "--top-p")
+@field_option(SampleOptions, "greedy", "--greedy")
 @click.option(
     "--rng-seed",
     type=Integer(min=0),
     default=None,
     help="Seed for the draws: the same seed and checkpoint give the same text.",
 )
-@click.option("--stop", default=None, help="Stop once this string has been generated (e.g. '\\n').")
+@field_option(SampleOptions, "stop", "--stop")
 @click.option(
     "--num-samples",
     type=Integer(min=1),
@@ -198,6 +169,7 @@ def sample(
             note(f"note: --seed is the text to start from ({seed!r} is fed to the model); the random seed: --rng-seed")
     if stop and "\\" in stop:  # let scripts write --stop '\n' as well as $'\n'
         stop = stop.encode("latin-1", "backslashreplace").decode("unicode_escape")
+    options = SampleOptions(n=n, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, stop=stop)
     if drop_unknown:
         seed, dropped = sampling.drop_unknown(seed, ckpt.vocab)
         if dropped and not quiet:
@@ -207,14 +179,9 @@ def sample(
         ckpt.model_cfg,
         ckpt.vocab,
         seed,
-        n,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        greedy=greedy,
+        options,
         rng_seed=rng_seed,
         num_samples=num_samples,
-        stop=stop,
         engine=load_engine(engine, ckpt.model_cfg.cell, None if quiet else lambda s: click.echo(s, err=True)),
     )
     try:

@@ -1,15 +1,15 @@
 """What ``POST /v1/generate`` accepts and answers, apart from HTTP.
 
 A request body is one JSON object with any of these fields, meaning what the options
-of ``charrnn sample`` mean, with the same defaults::
+of ``charrnn sample`` mean, with the same defaults (config.SampleOptions)::
 
     seed         string or null   text to continue ("" or null: a newline)     --seed
     n            integer          characters per sample, 0..max_chars         -n
-                                  (500, or max_chars if that is less)
-    temperature  number > 0       (0.8)                                        -t
+                                  (max_chars if the default is more)
+    temperature  number > 0                                                    -t
     top_k        integer >= 0     0: all characters                            --top-k
-    top_p        number in (0,1]  nucleus sampling (1.0)                       --top-p
-    greedy       boolean          argmax instead of a draw (false)             --greedy
+    top_p        number in (0,1]  nucleus sampling                             --top-p
+    greedy       boolean          argmax instead of a draw                     --greedy
     num_samples  integer          1..max_samples (1)                           --num-samples
     rng_seed     integer >= 0     or null for fresh entropy                    --rng-seed
     stop         string or null   end a sample once it has produced this       --stop
@@ -21,24 +21,27 @@ backslash unescaping is for shells). Every way a body can be wrong raises
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
 
 from charrnn import sampling
-from charrnn.config import LENGTH, TEMPERATURE
+from charrnn.config import SampleOptions
 from charrnn.errors import UsageError
 
+OPTIONS = {f.name: f for f in dataclasses.fields(SampleOptions)}  # the fields of a request that are options
+_DEFAULT = SampleOptions()
 DEFAULTS = {
     "seed": None,
-    "n": LENGTH,
-    "temperature": TEMPERATURE,
-    "top_k": 0,
-    "top_p": 1.0,
-    "greedy": False,
+    "n": _DEFAULT.n,
+    "temperature": _DEFAULT.temperature,
+    "top_k": _DEFAULT.top_k,
+    "top_p": _DEFAULT.top_p,
+    "greedy": _DEFAULT.greedy,
     "num_samples": 1,
     "rng_seed": None,
-    "stop": None,
+    "stop": _DEFAULT.stop,
 }
 
 
@@ -115,9 +118,14 @@ def _string(body: dict, name: str) -> str | None:
     return value
 
 
+def _low(name: str) -> int:
+    """The least value SampleOptions allows for its integer field ``name``."""
+    return OPTIONS[name].metadata["low"]
+
+
 def parse_generate(raw: bytes, limits: Limits) -> dict:
-    """Validate a /v1/generate body: keyword arguments for sampling.generate (the seed
-    not yet checked against the vocabulary: generate does that)."""
+    """Validate a /v1/generate body: every field, by name, with the default of those not
+    given (the seed not yet checked against the vocabulary: sampling.generate does that)."""
     body = parse_body(raw)
     unknown = sorted(set(body) - set(DEFAULTS))
     if unknown:
@@ -131,26 +139,40 @@ def parse_generate(raw: bytes, limits: Limits) -> dict:
         raise RequestError(f"greedy must be true or false, got {_kind(greedy)}")
     out = {
         "seed": _string(body, "seed") or "",
-        "n": _integer(body, "n", 0, limits.max_chars, " (the server's --max-chars)"),
+        "n": _integer(body, "n", _low("n"), limits.max_chars, " (the server's --max-chars)"),
         "temperature": _number(body, "temperature"),
-        "top_k": _integer(body, "top_k", 0),
+        "top_k": _integer(body, "top_k", _low("top_k")),
         "top_p": _number(body, "top_p"),
         "greedy": greedy,
         "num_samples": _integer(body, "num_samples", 1, limits.max_samples, " (the server's --max-samples)"),
         "rng_seed": _integer(body, "rng_seed", 0),
         "stop": _string(body, "stop") or None,
     }
-    try:  # the CLI's own messages; 1e400 reads as inf, which this refuses too
-        sampling.check_options(out["temperature"], out["top_k"], out["top_p"])
+    try:  # the library's own messages; 1e400 reads as inf, which this refuses too
+        options(out)
     except UsageError as exc:
         raise RequestError(str(exc)) from None
     return out
+
+
+def options(request: dict) -> SampleOptions:
+    """The SampleOptions of a parsed request."""
+    return SampleOptions(**{name: request[name] for name in OPTIONS})
 
 
 def generate(ckpt, checkpoint_path: str, request: dict, engine=None) -> dict:
     """Answer a parsed request: ``{"texts": [...], "checkpoint", "elapsed_ms"}``; each
     text is what was generated after the seed, as ``charrnn sample --json`` gives it."""
     t0 = time.perf_counter()
-    samples = sampling.generate(ckpt.params, ckpt.model_cfg, ckpt.vocab, **request, engine=engine)
+    samples = sampling.generate(
+        ckpt.params,
+        ckpt.model_cfg,
+        ckpt.vocab,
+        request["seed"],
+        options(request),
+        rng_seed=request["rng_seed"],
+        num_samples=request["num_samples"],
+        engine=engine,
+    )
     texts = ["".join(chars) for chars in samples]
     return {"texts": texts, "checkpoint": checkpoint_path, "elapsed_ms": round(1000 * (time.perf_counter() - t0), 2)}
