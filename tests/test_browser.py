@@ -25,6 +25,8 @@ from helpers import TINY, make_text, ok, run
 from helpers_serve import ServerProcess
 from helpers_vis import BRACKET_UNIT, UPPER_UNIT, embedded, marked_text, save_constructed
 
+from charrnn.config import SampleOptions
+
 POS, NEG, HOT = (214, 39, 40), (31, 119, 180), (255, 127, 14)  # the page's red, blue and orange
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 ARGS = [  # no network of its own, no profile work: only the pages under test
@@ -206,6 +208,8 @@ def test_writing_page_tab_asks_and_inserts(page, served, shots):
     page.wait_for_function("document.querySelectorAll('#suggestions li').length === 3")
     options = page.evaluate(CONTINUATIONS)
     assert len(options) == 3 and all(len(o) == 80 for o in options)  # the page asks for 80 characters
+    temperature = float(page.evaluate("document.getElementById('temperature').value"))
+    assert temperature == SampleOptions().temperature  # the page starts where `charrnn sample` does
     assert page.evaluate("document.activeElement.id") == "text"  # Tab did not move the focus
     page.keyboard.press("ArrowDown")  # the second one
     assert page.evaluate("document.querySelectorAll('#suggestions li')[1].getAttribute('aria-selected')") == "true"

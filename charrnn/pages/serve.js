@@ -12,6 +12,7 @@
   document.getElementById("meta").textContent = C.checkpoint + " (" + C.model + ")";
   nEl.max = String(C.max_chars); nEl.value = String(Math.min(80, C.max_chars));
   countEl.max = String(C.max_samples); countEl.value = String(Math.min(3, C.max_samples));
+  tEl.value = String(C.temperature);
 
   function status(text, isError) { statusEl.textContent = text; statusEl.className = isError ? "error" : ""; }
 

@@ -15,6 +15,7 @@ Its markup, styles and script are ``charrnn/pages/serve.html``, ``serve.css`` an
 from __future__ import annotations
 
 from charrnn import pages
+from charrnn.config import SampleOptions
 
 CONTEXT = 2000  # characters before the cursor sent as the seed
 
@@ -29,6 +30,7 @@ def render(ckpt, checkpoint_path: str, limits) -> bytes:
         "max_chars": limits.max_chars,
         "max_samples": limits.max_samples,
         "context": CONTEXT,
+        "temperature": SampleOptions().temperature,  # the page starts where `charrnn sample` does
     }
     title = f"charrnn: {ckpt.corpus.get('name') or checkpoint_path}"
     return pages.render("serve", title, config=pages.script_json(config)).encode("utf-8")
