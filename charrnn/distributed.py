@@ -140,16 +140,18 @@ class World:
                 message, code = outcome
                 raise RankFailed(f"rank {rank}: {message}", code, rank)
 
-    def agree(self, values, what: str) -> None:
+    def agree(self, values, what: str, fix: str) -> None:
         """Stop every rank, with one message, unless all ranks hold the same ``values``
-        (the corpus's SHA-256 and size, say)."""
+        (the text's SHA-256 and length, say): ``what`` names them, ``fix`` says how to
+        make them the same."""
         everyone = self.allgather(values)
         differ = [rank for rank, v in enumerate(everyone) if v != everyone[0]]
         if differ:
             ranks = ", ".join(map(str, differ))
+            have = "has" if len(differ) == 1 else "have"
             raise UsageError(
-                f"rank{'s' if len(differ) > 1 else ''} {ranks} of {self.size} read a different {what} than rank 0; "
-                f"every rank must read the same one"
+                f"rank{'s' if len(differ) > 1 else ''} {ranks} of {self.size} {have} a different {what} "
+                f"from rank 0; {fix}"
             )
 
     def sum_arrays(self, arrays: list[np.ndarray]) -> None:

@@ -29,6 +29,7 @@ from charrnn.errors import CharRNNError, DataError, Interrupted, UsageError
 from charrnn.lock import RunLock
 
 MAX_NAME = 60
+SAME_TEXT = "every rank must read the same text (a copy on each machine, or a shared file system)"
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,9 @@ def start(job: Job, request: Request, report: Callable[[str], None]) -> tuple[tr
     """The run and training state ``job`` trains: a new one, or the one it resumes. The
     configs are settled first (the checkpoint's, the options', the automatic choice);
     the run is then built once from them."""
+    request.world.agree(
+        request.engine.name, "engine", "install the same charrnn on every machine, or choose one with --engine"
+    )
     if job.sources:
         with request.world.together():
             if request.world.root:
@@ -133,7 +137,7 @@ def _resumed(job: Job, request: Request, encoding: str | None, joined: dict | No
         encoding = trained_text.encoding(ckpt, encoding)
         text = data.load_corpus(job.path, encoding)
         resume.check_vocab(ckpt, text.vocab)
-    request.world.agree((text.sha256, len(text.ids)), f"text from {job.path}")
+    request.world.agree((text.sha256, len(text.ids)), f"text in {job.path}", SAME_TEXT)
     train_cfg = resume.train_config(ckpt, request.model, request.train)
     done = {"time_limit": state.elapsed, "max_steps": state.step}
     train_cfg = dataclasses.replace(train_cfg, **{key: done[key] + request.train[key] for key in request.added})
@@ -180,7 +184,7 @@ def _new(job: Job, request: Request, encoding: str, joined: dict | None, report)
         if not request.overwrite:
             resume.check_fresh(job.directory)
         text = data.load_corpus(job.path, encoding)
-    world.agree((text.sha256, len(text.ids)), f"text from {job.path}")
+    world.agree((text.sha256, len(text.ids)), f"text in {job.path}", SAME_TEXT)
     train_cfg = TrainConfig(**request.train)
     if world.size > 1 and "batch_size" not in request.train:
         B = autosize.batch_for_ranks(train_cfg.batch_size, world.size)

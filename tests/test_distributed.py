@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers import ENGINES, assert_same_run, make_text, spawn
+from helpers import ENGINES, NEEDS_NUMBA, assert_same_run, make_text, spawn
 
 from charrnn import checkpoint, distributed
 
@@ -341,7 +341,7 @@ def _one_error(result, code: int, *fragments: str) -> str:
 @NEEDS_MPI
 def test_ranks_that_read_different_texts_stop_with_one_error(tmp_path):
     places = _two_places(tmp_path, make_text(20_000, seed=1), make_text(20_000, seed=2))
-    _one_error(_one_rank_each(places, tmp_path / "ck"), 2, "rank 1 of 2 read a different text")
+    _one_error(_one_rank_each(places, tmp_path / "ck"), 2, "rank 1 of 2 has a different text in text.txt from rank 0")
     assert not (tmp_path / "ck" / "latest.npz").exists()
 
 
@@ -400,3 +400,11 @@ def test_the_slurm_example_trains_and_resumes_with_two_tasks(corpus, tmp_path):
     assert sum("resuming from" in log for log in logs.values()) == 1
     saved = checkpoint.load(str(tmp_path / "ck" / "latest.npz"))
     assert saved.progress["step"] == 20 and saved.progress["ranks"] == 2
+
+
+@NEEDS_MPI
+@NEEDS_NUMBA
+def test_ranks_on_different_engines_stop_with_one_error(corpus, tmp_path):
+    args = ["train", corpus, *MODEL, *LIMITS, "--max-steps", "5", "--checkpoint-dir", tmp_path / "ck"]
+    result = launch([_mpiexec(), "-n", "1", *charrnn(*args), ":", "-n", "1", *charrnn(*args, "--engine", "numba")])
+    _one_error(result, 2, "rank 1 of 2 has a different engine from rank 0", "--engine")
