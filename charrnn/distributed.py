@@ -53,12 +53,18 @@ class RankFailed(CharRNNError):
 
 def launched_size(environ=None) -> int:
     """How many processes the launcher started, as its environment says (1 without one)."""
+    return launcher(environ)[1]
+
+
+def launcher(environ=None) -> tuple[str | None, int]:
+    """(the variable that says it, how many processes) of the launcher that started this
+    one; (None, 1) without one."""
     environ = os.environ if environ is None else environ
     for name in SIZE_VARIABLES:
         value = environ.get(name, "")
         if value.isdigit() and int(value) > 0:
-            return int(value)
-    return 1
+            return name, int(value)
+    return None, 1
 
 
 def split(n: int, parts: int, index: int) -> tuple[int, int]:
@@ -225,7 +231,7 @@ def world() -> World:
     """This process's world: MPI's when a launcher started several processes, else one."""
     global _world
     if _world is None:
-        size = launched_size()
+        variable, size = launcher()
         if size == 1:
             _world = World()
         else:
@@ -236,5 +242,13 @@ def world() -> World:
                     f"started as one of {size} processes (by mpirun or srun), but mpi4py cannot be imported; "
                     f"install it with {MPI_EXTRA}"
                 ) from None
+            seen, library = MPI.COMM_WORLD.Get_size(), MPI.Get_library_version().split()[0]
+            if seen != size:  # each process alone: it would train a model of its own
+                raise UsageError(
+                    f"started as one of {size} processes ({variable}={size}), but MPI sees "
+                    f"{seen}: the MPI library mpi4py uses ({library}) "
+                    f"cannot reach this launcher's processes; start charrnn with that library's mpiexec, or build "
+                    f"mpi4py against the MPI the launcher serves (under srun: srun --mpi=pmix or pmi2)"
+                )
             _world = MPIWorld(MPI.COMM_WORLD, MPI)
     return _world

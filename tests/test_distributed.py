@@ -408,3 +408,14 @@ def test_ranks_on_different_engines_stop_with_one_error(corpus, tmp_path):
     args = ["train", corpus, *MODEL, *LIMITS, "--max-steps", "5", "--checkpoint-dir", tmp_path / "ck"]
     result = launch([_mpiexec(), "-n", "1", *charrnn(*args), ":", "-n", "1", *charrnn(*args, "--engine", "numba")])
     _one_error(result, 2, "rank 1 of 2 has a different engine from rank 0", "--engine")
+
+
+@NEEDS_MPI
+def test_a_launcher_whose_processes_mpi_cannot_see_is_refused(corpus, tmp_path):
+    """srun starting processes that this MPI library cannot join into one world: each
+    would train a model of its own into the same directory."""
+    env = {**os.environ, "SLURM_STEP_NUM_TASKS": "2"}
+    args = ["train", corpus, *MODEL, *LIMITS, "--max-steps", "2", "--checkpoint-dir", tmp_path / "ck"]
+    result = subprocess.run(charrnn(*args), capture_output=True, text=True, env=env, timeout=120)
+    _one_error(result, 2, "started as one of 2 processes (SLURM_STEP_NUM_TASKS=2), but MPI sees 1")
+    assert not (tmp_path / "ck").exists()
