@@ -113,6 +113,18 @@ def test_a_process_without_a_launcher_is_a_world_of_one():
     assert world.leaving_together()
 
 
+def test_a_run_without_a_launcher_never_imports_mpi4py(corpus, tmp_path):
+    code = (
+        "import sys; from charrnn.cli import cli; "
+        "cli.main(sys.argv[1:], standalone_mode=False); "
+        "assert 'mpi4py' not in sys.modules, 'mpi4py was imported'"
+    )
+    args = ["train", corpus, *MODEL, *LIMITS, "--max-steps", "2", "--checkpoint-dir", tmp_path / "ck", "-q"]
+    result = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "ck" / "latest.npz").exists()
+
+
 def test_the_launchers_say_how_many_processes_they_started():
     assert distributed.launched_size({}) == 1
     assert distributed.launched_size({"PMI_SIZE": "4"}) == 4  # MPICH's Hydra
