@@ -94,6 +94,7 @@ def train(
       charrnn train input.txt --cell gru --hidden-size 512 --layers 1
       charrnn train input.txt --resume --time-limit 20m   # 20 minutes in all, not 20 more
       charrnn train input.txt --resume --time-limit +20m  # 20 minutes more
+      mpiexec -n 4 charrnn train big.txt --time-limit 2h  # one model, 4 processes (MPI)
     """
     from charrnn import data, distributed, orchestrate
 
