@@ -37,10 +37,10 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from charrnn import autosize, data, distributed, engines, model, process, training
-from charrnn.config import ModelConfig, TrainConfig
+import bench_train
 
-DEFAULT_CORPUS = os.path.join(os.path.dirname(__file__), "..", "corpora", "tales.txt")
+from charrnn import autosize, data, distributed, engines, model, process, training
+
 # (cell, layers, hidden): the fixed default, autosize's usual range, and compare.py's GRU and RNN
 MODELS = (("lstm", 2, 256), ("lstm", 2, 384), ("lstm", 2, 512), ("gru", 1, 256), ("rnn", 1, 512))
 NETWORKS = ((1, 50e-6), (10, 20e-6), (25, 10e-6))  # Gb/s, latency per message round (TCP/Ethernet, typical)
@@ -48,11 +48,9 @@ RANKS = (2, 4, 8, 16, 32)
 
 
 def make_run(ids, vocab, a, world: distributed.World, batch: int | None = None) -> training.Run:
-    cfg = ModelConfig(cell=a.cell, vocab_size=vocab.size, hidden_size=a.hidden, n_layers=a.layers, dropout=a.dropout)
-    tc = TrainConfig(
-        seq_len=a.seq_len, batch_size=batch or a.batch, lr=2e-3, clip=5.0, time_limit=0, lr_schedule="constant"
+    return bench_train.make_run(
+        ids, vocab, a.cell, a.hidden, a.layers, batch or a.batch, a.seq_len, a.dropout, engines.get(a.engine), world
     )
-    return training.Run(cfg, tc, vocab, ids, ids[-1000:], "/nonexistent", engine=engines.get(a.engine), world=world)
 
 
 class TimedWorld:
@@ -74,22 +72,9 @@ class TimedWorld:
         distributed.World.sum_arrays(self, arrays)  # its one sum_ is the timed one above
 
 
-def timed_steps(run: training.Run, steps: int, warmup: int = 3) -> float:
-    """Seconds of ``steps`` training steps after ``warmup`` untimed ones."""
-    st = training.new_state(run)
-    streams = data.Streams(run.train_ids, run.train_cfg.batch_size, run.train_cfg.seq_len)
-    for _ in range(warmup):
-        training.train_step(run, st, streams)
-    run.world.max_(np.zeros(1))  # the ranks start the clock together
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        training.train_step(run, st, streams)
-    return time.perf_counter() - t0
-
-
 def worker(a) -> None:
     world = distributed.world()
-    process.tune_for_training(cores=world.cores_here(process.cores()) if world.size > 1 else None)
+    process.tune_for_training(cores=world.cores_here())
     engines.warm_up(engines.get(a.engine), a.cell)
     loaded = data.load_corpus(a.corpus)
     timed = TimedWorld(world)
@@ -97,7 +82,7 @@ def worker(a) -> None:
     rates, allreduce = [], []
     for _ in range(a.repeats):
         timed.seconds = 0.0
-        seconds = timed_steps(run, a.steps)
+        seconds = bench_train.train_throughput(run, a.steps)["seconds"]
         seconds = float(world.max_(np.array([seconds]))[0])  # the slowest rank's
         rates.append(a.batch * a.seq_len * a.steps / seconds)
         allreduce.append(timed.seconds / a.steps)
@@ -162,7 +147,9 @@ def paper(a) -> None:
         # rank 0 of two that send nothing: its step is a rank's, without the Allreduce
         run = make_run(loaded.ids, loaded.vocab, a, distributed.World(0, 2), batch=2 * per_rank)
         engines.warm_up(run.engine, cell)
-        compute = statistics.median(timed_steps(run, a.steps) / a.steps for _ in range(a.repeats))
+        compute = statistics.median(
+            bench_train.train_throughput(run, a.steps)["seconds"] / a.steps for _ in range(a.repeats)
+        )
         n_bytes = 4 * model.n_params(run.model_cfg) + 8  # the float32 gradient, then the float64 loss
         print(
             f"\n{cell} {layers}x{hidden}: {model.n_params(run.model_cfg):,} parameters, Allreduce of "
@@ -181,18 +168,9 @@ def paper(a) -> None:
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--corpus", default=DEFAULT_CORPUS)
-    p.add_argument("--cell", default="lstm", choices=["rnn", "lstm", "gru"])
-    p.add_argument("--hidden", type=int, default=256)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--seq-len", type=int, default=64)
-    p.add_argument("--dropout", type=float, default=0.0)
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--repeats", type=int, default=3)
+    bench_train.add_run_arguments(p)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--ranks", type=int, default=2)
-    p.add_argument("--engine", choices=engines.NAMES, default=None, help="default: $CHARRNN_ENGINE, else auto")
     p.add_argument("--paper", action="store_true", help="the Allreduce sizes and the predicted scaling")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)

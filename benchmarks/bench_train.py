@@ -28,18 +28,23 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import numpy as np
 from gemm_rate import gemm_gflops
 
 from charrnn import data, engines, model, process, training
 from charrnn.config import ModelConfig, TrainConfig
+from charrnn.distributed import World
 
 DEFAULT_CORPUS = os.path.join(os.path.dirname(__file__), "..", "corpora", "tales.txt")
 
 
-def make_run(ids, vocab, cell, hidden, layers, batch, seq_len, dropout, engine=None) -> training.Run:
+def make_run(ids, vocab, cell, hidden, layers, batch, seq_len, dropout, engine=None, world=None) -> training.Run:
+    """The run a training step is timed on; ``world``: the MPI ranks taking part (bench_mpi.py)."""
     cfg = ModelConfig(cell=cell, vocab_size=vocab.size, hidden_size=hidden, n_layers=layers, dropout=dropout)
     tc = TrainConfig(seq_len=seq_len, batch_size=batch, lr=2e-3, clip=5.0, time_limit=0, lr_schedule="constant")
-    return training.Run(cfg, tc, vocab, ids, ids[-1000:], "/nonexistent", engine=engine or engines.get())
+    return training.Run(
+        cfg, tc, vocab, ids, ids[-1000:], "/nonexistent", engine=engine or engines.get(), world=world or World()
+    )
 
 
 def train_throughput(run: training.Run, steps: int, warmup: int = 3) -> dict:
@@ -48,6 +53,7 @@ def train_throughput(run: training.Run, steps: int, warmup: int = 3) -> dict:
     streams = data.Streams(run.train_ids, run.train_cfg.batch_size, run.train_cfg.seq_len)
     for _ in range(warmup):
         training.train_step(run, st, streams)
+    run.world.max_(np.zeros(1))  # several ranks start the clock together
     t0 = time.perf_counter()
     for _ in range(steps):
         loss = training.train_step(run, st, streams)
@@ -56,8 +62,8 @@ def train_throughput(run: training.Run, steps: int, warmup: int = 3) -> dict:
     return {"seconds": seconds, "chars_per_s": chars / seconds, "final_loss": loss}
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """The corpus, model, batch, engine and timing options (bench_mpi.py takes them too)."""
     p.add_argument("--corpus", default=DEFAULT_CORPUS)
     p.add_argument("--cell", default="lstm", choices=["rnn", "lstm", "gru"])
     p.add_argument("--hidden", type=int, default=256)
@@ -68,6 +74,11 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--engine", choices=engines.NAMES, default=None, help="default: $CHARRNN_ENGINE, else auto")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_run_arguments(p)
     a = p.parse_args(argv)
     process.tune_for_training()  # as a training run does
     engine = engines.get(a.engine)

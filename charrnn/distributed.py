@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from charrnn import process
 from charrnn.errors import CharRNNError, UsageError
 
 MPI_EXTRA = "pip install 'charrnn[mpi]'"
@@ -49,11 +50,6 @@ class RankFailed(CharRNNError):
     def __init__(self, message: str, exit_code: int, rank: int):
         super().__init__(message)
         self.exit_code, self.rank = exit_code, rank
-
-
-def launched_size(environ=None) -> int:
-    """How many processes the launcher started, as its environment says (1 without one)."""
-    return launcher(environ)[1]
 
 
 def launcher(environ=None) -> tuple[str | None, int]:
@@ -113,11 +109,12 @@ class World:
         """Rank 0's ``obj`` on every rank."""
         return obj
 
-    def cores_here(self, cores: int) -> int:
-        """The cores this rank may use of the ``cores`` its affinity mask allows, sharing
-        them with the ranks on the same machine whose masks are the same (an unbound
-        mpirun gives every local rank all the cores; Slurm binds each task to its own)."""
-        return cores
+    def cores_here(self) -> int | None:
+        """The cores this rank may use (None: all that its affinity mask allows): those
+        of its mask, shared with the ranks on the same machine whose masks are the same
+        (an unbound mpirun gives every local rank all the cores; Slurm binds each task
+        to its own). For process.tune_for_training."""
+        return None
 
     def abort(self, code: int) -> None:
         """End every rank's process now (an error met by one rank alone)."""
@@ -197,14 +194,14 @@ class MPIWorld(World):
     def bcast(self, obj):
         return self.comm.bcast(obj, root=0)
 
-    def cores_here(self, cores: int) -> int:
+    def cores_here(self) -> int:
         mine = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         node = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED)
         try:
             masks = node.allgather(mine)
         finally:
             node.Free()
-        return max(1, cores // masks.count(mine))
+        return max(1, process.cores() // masks.count(mine))
 
     def abort(self, code: int) -> None:
         self.comm.Abort(code)

@@ -269,7 +269,7 @@ def run_job(
     """Train ``job`` while holding its directory's lock; returns training.train's summary."""
     world = request.world
     # before the probe, which times training steps; ranks on one machine share its cores
-    process.tune_for_training(cores=world.cores_here(process.cores()) if world.size > 1 else None)
+    process.tune_for_training(cores=world.cores_here())
     with contextlib.ExitStack() as held:
         with world.together():
             if world.root:
