@@ -8,6 +8,7 @@ optional: without it, the script says so and reports charrnn's figures alone.
     python benchmarks/compare.py --corpus ../shared/corpora/tinyshakespeare.txt
     python benchmarks/compare.py --models lstm:2:256 --repeats 5 --steps 30 --engines numba
     python benchmarks/compare.py --inputs embed-h     # the labelled variant with an extra input product
+    python benchmarks/avx2_only.py python benchmarks/compare.py   # as the AVX2 class runs, on an AVX-512 CPU
 
 The first lines say where and against what the figures were measured: the CPU and
 its vector extensions, NumPy's BLAS, OPENBLAS_CORETYPE if set, and the reference
@@ -28,6 +29,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import avx2_only  # noqa: E402  (beside this script)
 from charrnn import engines
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -74,7 +76,19 @@ def machine() -> dict:
         "numpy": np.__version__,
         "blas": blas,
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+        "numpy_avx512": _numpy_avx512(),
+        # set by benchmarks/avx2_only.py: the instruction set every library was held to
+        "isa_settings": {k: os.environ[k] for k in (*avx2_only.SETTINGS, "NUMBA_CPU_NAME") if k in os.environ},
     }
+
+
+def _numpy_avx512() -> bool | None:
+    """Whether NumPy's loops dispatch to AVX-512 here (NPY_DISABLE_CPU_FEATURES can stop them)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:
+        return None
+    return bool(__cpu_features__.get("AVX512_SKX"))
 
 
 def compare(
@@ -189,7 +203,8 @@ def main(argv=None):
     print(
         f"CPU {where['cpu']} ({where['cores']} cores; {', '.join(where['vector_extensions']) or 'no AVX2'}); "
         f"NumPy {where['numpy']} with {where['blas']}"
-        + (f"; OPENBLAS_CORETYPE={where['openblas_coretype']}" if where["openblas_coretype"] else ""),
+        + (f"; OPENBLAS_CORETYPE={where['openblas_coretype']}" if where["openblas_coretype"] else "")
+        + ("; held to AVX2 by avx2_only.py" if where["isa_settings"] else ""),
         file=sys.stderr,
         flush=True,
     )
