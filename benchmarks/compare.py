@@ -30,6 +30,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import avx2_only  # noqa: E402  (beside this script)
+
 from charrnn import engines
 
 HERE = os.path.dirname(os.path.abspath(__file__))
