@@ -72,3 +72,39 @@ def test_bench_eval_times_each_engine_on_the_held_out_text(tiny_corpus, tmp_path
     bench_eval.main(["--checkpoint", str(tmp_path / "ck"), "--rounds", "1", "--engines", "numpy"])
     out = json.loads(capsys.readouterr().out)
     assert out["chars"] == 600 and len(out["seconds"]["numpy"]) == 1 and out["speedup_over_numpy"]["numpy"] == 1.0
+
+
+def test_avx2_only_holds_numpy_and_numba_to_avx2(tmp_path):
+    """What a child of avx2_only.py runs: NumPy without its AVX-512 loops, OpenBLAS's
+    Haswell kernels, and (with numba) code generation without an AVX-512 feature. On a
+    CPU without AVX-512 the same holds trivially."""
+    import subprocess
+
+    import avx2_only
+
+    probe = (
+        "import json, os\n"
+        "from numpy._core._multiarray_umath import __cpu_features__ as f\n"
+        "print(json.dumps({'numpy_avx512': bool(f['AVX512_SKX']), 'env': dict(os.environ)}))\n"
+    )
+    script = os.path.join(os.path.dirname(avx2_only.__file__), "avx2_only.py")
+    out = subprocess.run(
+        [sys.executable, script, sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    seen = json.loads(out.stdout)
+    assert seen["numpy_avx512"] is False
+    assert seen["env"]["OPENBLAS_CORETYPE"] == "Haswell"
+    features = avx2_only.numba_features()
+    if features is not None:  # llvmlite present: numba's features name no AVX-512 one as on
+        assert seen["env"]["NUMBA_CPU_FEATURES"] == features
+        assert "+avx2" in features.split(",")
+        assert not [f for f in features.split(",") if f.startswith("+") and f[1:].startswith(avx2_only.WIDE)]
+
+
+def test_avx2_only_says_what_it_could_not_run():
+    import subprocess
+
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "avx2_only.py")
+    out = subprocess.run([sys.executable, script, "no-such-command-here"], capture_output=True, text=True)
+    assert out.returncode == 127
+    assert out.stderr.startswith("Error: cannot run no-such-command-here") and out.stderr.count("\n") == 1
