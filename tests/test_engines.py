@@ -153,6 +153,30 @@ def test_import_and_help_do_not_import_numba():
     assert out.strip() == "False"
 
 
+@pytest.mark.parametrize("command", ["train", "sample", "eval"])
+def test_the_numpy_engine_never_imports_numba(command, tiny_corpus, tmp_path):
+    """Importing numba costs about 60 MB of resident memory and LLVM's set-up: a run on
+    the NumPy engine must not pay it, whether or not numba is installed."""
+    from helpers import TINY
+
+    ck = tmp_path / "ck"
+    if command != "train":
+        ok(train(tiny_corpus, ck, "--engine", "numpy"))
+    args = {
+        "train": ["train", tiny_corpus, "--checkpoint-dir", ck, *TINY, "-q"],
+        "sample": ["sample", "-c", ck, "-n", "20"],
+        "eval": ["eval", "-c", ck],
+    }[command]
+    code = (
+        "import sys; from charrnn.cli import cli; "
+        "cli.main(sys.argv[1:], standalone_mode=False); "
+        "assert 'numba' not in sys.modules, 'numba was imported'"
+    )
+    argv = [sys.executable, "-c", code, *map(str, args), "--engine", "numpy"]
+    result = subprocess.run(argv, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
 def test_auto_falls_back_to_numpy_with_a_note_the_first_time(monkeypatch, tmp_path):
     monkeypatch.setattr(engines, "numba_missing", lambda: "No module named 'numba'")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # a machine that has not seen the note

@@ -107,6 +107,12 @@ def train(
     }
     added = {k: v.value for k, v in given.items() if isinstance(v, More)}  # --time-limit +20m
     given.update({k: type(TrainConfig.__dataclass_fields__[k].default)(v) for k, v in added.items()})
+    quiet = quiet or not world.root  # rank 0 reports for all ranks
+    with world.together():  # every rank reads the files
+        for path in files:  # a typo in any path should fail now, not after training the others
+            data.check_input(path)
+    planned = orchestrate.plan(files, checkpoint_dir, concat)
+    report = (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
     request = orchestrate.Request(
         model={k: v for k, v in given.items() if k in MODEL_FIELDS},
         train={k: v for k, v in given.items() if k not in MODEL_FIELDS},
@@ -116,15 +122,9 @@ def train(
         overwrite=overwrite,
         force=force,
         keep_last=keep_last,
+        engine=load_engine(engine, None, None if quiet else report),  # given, so that no default is loaded
         world=world,
     )
-    quiet = quiet or not world.root  # rank 0 reports for all ranks
-    with world.together():  # every rank reads the files
-        for path in files:  # a typo in any path should fail now, not after training the others
-            data.check_input(path)
-    planned = orchestrate.plan(files, checkpoint_dir, concat)
-    report = (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
-    request.engine = load_engine(engine, None, None if quiet else report)
     warn = (lambda s: click.echo(s, err=True)) if world.root else (lambda s: None)  # shown even with --quiet
     results = []
     try:
