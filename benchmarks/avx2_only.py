@@ -46,6 +46,16 @@ def numba_features() -> str | None:
     return ",".join(("+" if on and not name.startswith(WIDE) else "-") + name for name, on in features.items())
 
 
+def numpy_avx512() -> bool | None:
+    """Whether NumPy's loops dispatch to AVX-512 in this process (NPY_DISABLE_CPU_FEATURES,
+    read when NumPy loads, can stop them); None where NumPy does not say."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:
+        return None
+    return bool(__cpu_features__.get("AVX512_SKX"))
+
+
 def environment(base: dict[str, str]) -> dict[str, str]:
     env = {**base, **SETTINGS}
     features = numba_features()

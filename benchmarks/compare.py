@@ -77,19 +77,10 @@ def machine() -> dict:
         "numpy": np.__version__,
         "blas": blas,
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
-        "numpy_avx512": _numpy_avx512(),
+        "numpy_avx512": avx2_only.numpy_avx512(),
         # set by benchmarks/avx2_only.py: the instruction set every library was held to
         "isa_settings": {k: os.environ[k] for k in (*avx2_only.SETTINGS, "NUMBA_CPU_NAME") if k in os.environ},
     }
-
-
-def _numpy_avx512() -> bool | None:
-    """Whether NumPy's loops dispatch to AVX-512 here (NPY_DISABLE_CPU_FEATURES can stop them)."""
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__
-    except ImportError:
-        return None
-    return bool(__cpu_features__.get("AVX512_SKX"))
 
 
 def compare(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -13,6 +14,7 @@ from helpers import ENGINES
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 
+import avx2_only  # noqa: E402
 import bench_sample  # noqa: E402
 import profile_step  # noqa: E402
 
@@ -74,22 +76,18 @@ def test_bench_eval_times_each_engine_on_the_held_out_text(tiny_corpus, tmp_path
     assert out["chars"] == 600 and len(out["seconds"]["numpy"]) == 1 and out["speedup_over_numpy"]["numpy"] == 1.0
 
 
-def test_avx2_only_holds_numpy_and_numba_to_avx2(tmp_path):
+def test_avx2_only_holds_numpy_and_numba_to_avx2():
     """What a child of avx2_only.py runs: NumPy without its AVX-512 loops, OpenBLAS's
     Haswell kernels, and (with numba) code generation without an AVX-512 feature. On a
     CPU without AVX-512 the same holds trivially."""
-    import subprocess
-
-    import avx2_only
-
     probe = (
-        "import json, os\n"
-        "from numpy._core._multiarray_umath import __cpu_features__ as f\n"
-        "print(json.dumps({'numpy_avx512': bool(f['AVX512_SKX']), 'env': dict(os.environ)}))\n"
+        "import json, os, sys\n"
+        f"sys.path.insert(0, {os.path.dirname(avx2_only.__file__)!r})\n"
+        "import avx2_only\n"
+        "print(json.dumps({'numpy_avx512': avx2_only.numpy_avx512(), 'env': dict(os.environ)}))\n"
     )
-    script = os.path.join(os.path.dirname(avx2_only.__file__), "avx2_only.py")
     out = subprocess.run(
-        [sys.executable, script, sys.executable, "-c", probe], capture_output=True, text=True, check=True
+        [sys.executable, avx2_only.__file__, sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     seen = json.loads(out.stdout)
     assert seen["numpy_avx512"] is False
@@ -102,9 +100,6 @@ def test_avx2_only_holds_numpy_and_numba_to_avx2(tmp_path):
 
 
 def test_avx2_only_says_what_it_could_not_run():
-    import subprocess
-
-    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "avx2_only.py")
-    out = subprocess.run([sys.executable, script, "no-such-command-here"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, avx2_only.__file__, "no-such-command-here"], capture_output=True, text=True)
     assert out.returncode == 127
     assert out.stderr.startswith("Error: cannot run no-such-command-here") and out.stderr.count("\n") == 1
