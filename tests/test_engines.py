@@ -286,6 +286,28 @@ def test_numba_lookup_equals_the_one_hot_product():
         _close(b, a, f"logits, V={V}")
 
 
+@needs_numba
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_warm_up_compiles_what_a_training_step_runs(cell):
+    """After warm_up, a step on a text's ids (the vocabulary's uint8) and the probe's
+    (int64) compiles nothing: no compilation inside a timed step."""
+    from numba.core.registry import CPUDispatcher
+
+    from charrnn import data, optim
+    from charrnn.engines import numba_kernels
+
+    engine = engines.get("numba")
+    engines.warm_up(engine, cell)
+    kernels = {n: f for n, f in vars(numba_kernels).items() if isinstance(f, CPUDispatcher)}
+    before = {n: len(f.signatures) for n, f in kernels.items()}
+    cfg, params, x, y, state = _setup(cell, 2)
+    for ids in (x.astype(data.id_dtype(cfg.vocab_size)), x.astype(np.int64)):
+        _, grads, _ = model.loss_and_grads(params, cfg, ids, y, state, 0.25, np.random.default_rng(0), engine=engine)
+    state = optim.init_state("adam", params)
+    optim.update("adam", params, grads, state, 1e-3, 1, beta2=0.999, adam_kernel=engine.adam)
+    assert {n: len(f.signatures) for n, f in kernels.items()} == before
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_the_same_step_on_one_core_and_on_two(engine):
     """The shard layout depends on the batch only: shards one after the other (one core)

@@ -203,7 +203,8 @@ def warm_up(cells=("rnn", "lstm", "gru"), dtype=np.float32, stream: bool = True)
         gen_extra = {"bhn": np.zeros((H, 1), dtype=dtype)} if name == "gru" else {}
         gen_state = tuple(np.zeros((H, 1), dtype=dtype) for _ in state)
         spec.step(np.zeros((G, 1), dtype=dtype), np.zeros((G, 1), dtype=dtype), gen_extra, gen_state, None)
-    embed(np.zeros((2 * H, 3), dtype=dtype), np.zeros((T, B), dtype=np.int64))
+    for ids in (np.uint8, np.int64):  # a text's ids (data.id_dtype) and the probe's random ones
+        embed(np.zeros((2 * H, 3), dtype=dtype), np.zeros((T, B), dtype=ids))
     if stream:
         L, V, H = 2, 3, 2
         for code in {CELL_CODES[name] for name in cells}:
