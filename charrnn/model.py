@@ -195,7 +195,7 @@ def _input_preactivations(cfg, params, k, X_ids, D_below, onehot, embed=None):
         return np.ascontiguousarray(np.take(tableT, X_ids, axis=1).transpose(1, 0, 2))
     if scale is not None:
         Wx, b = Wx * scale, b * scale
-    Z = _all_steps_product(np.ascontiguousarray(Wx.T), D_below)  # (G,H)@(T,H,B) -> (T,G,B)
+    Z = np.matmul(np.ascontiguousarray(Wx.T), D_below)  # (G,H)@(T,H,B) -> (T,G,B), per step
     Z += b[:, None]
     return Z
 
@@ -415,29 +415,10 @@ def _step_outer(A: np.ndarray, Zs: list[np.ndarray], W: np.ndarray | None = None
             else:
                 sums[j] += part
         if down is not None:  # after the Zs' block is read: ``out`` may be one of them
-            _write_rows(down, t0, W @ Ab)  # (R,P)@(P,n)
+            n = Ab.shape[1] // B
+            down[t0 : t0 + n] = (W @ Ab).reshape(W.shape[0], n, B).transpose(1, 0, 2)  # (R,P)@(P,n)
     # (P,n)@(n,Q) then one transpose: OpenBLAS ran it faster than (Q,n)@(n,P)
     return [np.ascontiguousarray(s.T) for s in sums], total, down
-
-
-def _all_steps_product(W: np.ndarray, A: np.ndarray) -> np.ndarray:
-    """W A[t] (T,R,B) for every step of A (T,P,B), as _step_outer forms its ``down``:
-    one (R,P) x (P, STEP_BLOCK*B) GEMM per block of steps. For the gates' width R this
-    runs faster than np.matmul on the stack, which makes T thin (R,P) x (P,B) products
-    (benchmarks/RESULTS.md, Design alternatives); for the output layer's small R it does
-    not, and the logits keep np.matmul."""
-    T, P, B = A.shape
-    out = np.empty((T, W.shape[0], B), dtype=A.dtype)
-    for t0 in range(0, T, STEP_BLOCK):
-        _write_rows(out, t0, W @ rows(A[t0 : t0 + STEP_BLOCK]))
-    return out
-
-
-def _write_rows(out: np.ndarray, t0: int, R: np.ndarray) -> None:
-    """Write R (F, n*B), the rows of n steps from t0 on, into out (T,F,B)."""
-    F, B = out.shape[1], out.shape[2]
-    n = R.shape[1] // B
-    out[t0 : t0 + n] = R.reshape(F, n, B).transpose(1, 0, 2)
 
 
 def _embedding_grad(ids: np.ndarray, dZ: np.ndarray, V: int) -> np.ndarray:

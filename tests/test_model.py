@@ -160,10 +160,3 @@ def test_sharded_step_equals_whole_batch(cell):
         for u, v in zip(a, b):
             np.testing.assert_allclose(u, v, rtol=1e-12)
     runner.close()
-
-
-def test_all_steps_product_is_the_product_at_every_step():
-    rng = np.random.default_rng(3)
-    T = model.STEP_BLOCK * 2 + 3  # a last block shorter than the others
-    A, W = rng.normal(size=(T, 5, 4)), rng.normal(size=(7, 5))
-    np.testing.assert_allclose(model._all_steps_product(W, A), np.einsum("rp,tpb->trb", W, A), rtol=1e-12)
