@@ -43,7 +43,13 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from torch_reference import TorchUnavailable, _torch, encode_corpus  # noqa: E402  (beside this script)
+from torch_reference import (  # noqa: E402  (beside this script)
+    TorchUnavailable,
+    _torch,
+    budget_fraction,
+    cosine_lr,
+    encode_corpus,
+)
 
 
 def scoring_windows(n: int, first: int, block: int) -> list[tuple[int, int, int]]:
@@ -166,11 +172,7 @@ def train_quality(ids, vocab_size, a, log=None) -> dict:
     def lr_at(step: int, elapsed: float) -> float:
         if step < a.warmup:
             return a.lr * (step + 1) / (a.warmup + 1)
-        fractions = [step / a.max_steps] if a.max_steps else []
-        if a.time_limit:
-            fractions.append(elapsed / a.time_limit)
-        progress = min(1.0, max(fractions, default=0.0))
-        return a.min_lr + 0.5 * (a.lr - a.min_lr) * (1.0 + math.cos(math.pi * progress))
+        return cosine_lr(a.lr, a.min_lr, budget_fraction(step, elapsed, a.max_steps, a.time_limit))
 
     model.train()
     step, elapsed, best, evals, smoothed = 0, 0.0, None, [], None

@@ -240,6 +240,20 @@ def torch_sample_throughput(
     }
 
 
+def budget_fraction(step: int, elapsed: float, max_steps: int, time_limit: float) -> float:
+    """How far a run is through its budget, 0 to 1: ``max_steps`` steps or ``time_limit``
+    seconds (0: no such limit), whichever ends first."""
+    fractions = [step / max_steps] if max_steps else []
+    if time_limit:
+        fractions.append(elapsed / time_limit)
+    return min(1.0, max(fractions, default=0.0))
+
+
+def cosine_lr(peak: float, floor: float, fraction: float) -> float:
+    """Cosine decay from ``peak`` at fraction 0 to ``floor`` at 1."""
+    return floor + 0.5 * (peak - floor) * (1.0 + math.cos(math.pi * fraction))
+
+
 def torch_train_quality(
     ids,
     vocab_size,
@@ -314,12 +328,7 @@ def torch_train_quality(
         return total / count
 
     def lr_at(step, elapsed):
-        fractions = [step / max_steps] if max_steps else []
-        if time_limit:
-            fractions.append(elapsed / time_limit)
-        progress = min(1.0, max(fractions, default=0.0))
-        floor = lr * min_lr_frac
-        return floor + 0.5 * (lr - floor) * (1.0 + math.cos(math.pi * progress))
+        return cosine_lr(lr, lr * min_lr_frac, budget_fraction(step, elapsed, max_steps, time_limit))
 
     model.train()
     state, chunk, step, elapsed, best, evals = None, 0, 0, 0.0, None, []

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from helpers import ENGINES, NEEDS_NUMBA, ok, run, train
 
-from charrnn import checkpoint, engines, model
+from charrnn import checkpoint, data, engines, model, optim
 from charrnn.config import ModelConfig
 from charrnn.stepper import Stepper
 
@@ -291,9 +291,8 @@ def test_numba_lookup_equals_the_one_hot_product():
 def test_warm_up_compiles_what_a_training_step_runs(cell):
     """After warm_up, a step on a text's ids (the vocabulary's uint8) and the probe's
     (int64) compiles nothing: no compilation inside a timed step."""
-    from numba.core.registry import CPUDispatcher
+    from numba.core.registry import CPUDispatcher  # numba only where it is installed
 
-    from charrnn import data, optim
     from charrnn.engines import numba_kernels
 
     engine = engines.get("numba")
