@@ -289,8 +289,9 @@ def test_numba_lookup_equals_the_one_hot_product():
 @needs_numba
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_warm_up_compiles_what_a_training_step_runs(cell):
-    """After warm_up, a step on a text's ids (the vocabulary's uint8) and the probe's
-    (int64) compiles nothing: no compilation inside a timed step."""
+    """After warm_up, a step on ids of every type a vocabulary has (data.id_dtype: uint8,
+    uint16 above 256 characters, uint32 above 65,536) and on the probe's int64 compiles
+    nothing: no compilation inside a timed step."""
     from numba.core.registry import CPUDispatcher  # numba only where it is installed
 
     from charrnn.engines import numba_kernels
@@ -300,7 +301,7 @@ def test_warm_up_compiles_what_a_training_step_runs(cell):
     kernels = {n: f for n, f in vars(numba_kernels).items() if isinstance(f, CPUDispatcher)}
     before = {n: len(f.signatures) for n, f in kernels.items()}
     cfg, params, x, y, state = _setup(cell, 2)
-    for ids in (x.astype(data.id_dtype(cfg.vocab_size)), x.astype(np.int64)):
+    for ids in [x.astype(data.id_dtype(n)) for n in (cfg.vocab_size, 300, 70_000)] + [x.astype(np.int64)]:
         _, grads, _ = model.loss_and_grads(params, cfg, ids, y, state, 0.25, np.random.default_rng(0), engine=engine)
     state = optim.init_state("adam", params)
     optim.update("adam", params, grads, state, 1e-3, 1, beta2=0.999, adam_kernel=engine.adam)

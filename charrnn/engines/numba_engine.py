@@ -126,10 +126,12 @@ def gru_step(a, hW, extra, state, tmp):
 
 
 def embed(tableT, X_ids):
-    """The first layer's Zx (T,G,B): column X_ids[t,b] of tableT (G,V) per position."""
+    """The first layer's Zx (T,G,B): column X_ids[t,b] of tableT (G,V) per position.
+    The ids are widened to intp first (T*B of them: nothing beside the (T,G,B) output),
+    so that one compiled kernel serves every id type a vocabulary has (data.id_dtype)."""
     T, B = X_ids.shape
     Z = np.empty((T, tableT.shape[0], B), dtype=tableT.dtype)
-    k.embed(tableT, X_ids, Z)
+    k.embed(tableT, X_ids.astype(np.intp, copy=False), Z)
     return Z
 
 
@@ -203,8 +205,7 @@ def warm_up(cells=("rnn", "lstm", "gru"), dtype=np.float32, stream: bool = True)
         gen_extra = {"bhn": np.zeros((H, 1), dtype=dtype)} if name == "gru" else {}
         gen_state = tuple(np.zeros((H, 1), dtype=dtype) for _ in state)
         spec.step(np.zeros((G, 1), dtype=dtype), np.zeros((G, 1), dtype=dtype), gen_extra, gen_state, None)
-    for ids in (np.uint8, np.int64):  # a text's ids (data.id_dtype) and the probe's random ones
-        embed(np.zeros((2 * H, 3), dtype=dtype), np.zeros((T, B), dtype=ids))
+    embed(np.zeros((2 * H, 3), dtype=dtype), np.zeros((T, B), dtype=np.uint8))  # any id type: embed widens it
     if stream:
         L, V, H = 2, 3, 2
         for code in {CELL_CODES[name] for name in cells}:
