@@ -438,7 +438,9 @@ def pick(row, noise, top_k, top_p, greedy):
         return best
     keep = np.ones(V, dtype=np.bool_)
     if 0 < top_k < V:
-        kth = np.partition(row, V - top_k)[V - top_k]
+        # the top_k-th largest value, as keep_mask's np.partition finds it; a sort gives the
+        # same value, and numba compiles its sort (used below too) 4 s faster than partition
+        kth = np.sort(row)[V - top_k]
         for v in range(V):
             keep[v] = row[v] >= kth
     if top_p < 1:
