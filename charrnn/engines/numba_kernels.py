@@ -438,8 +438,9 @@ def pick(row, noise, top_k, top_p, greedy):
         return best
     keep = np.ones(V, dtype=np.bool_)
     if 0 < top_k < V:
-        # the top_k-th largest value, as keep_mask's np.partition finds it; a sort gives the
-        # same value, and numba compiles its sort (used below too) 4 s faster than partition
+        # the top_k-th largest value, as keep_mask's np.partition finds it: a sort gives the
+        # same value, and numba compiles a sort (which top-p needs anyway) far faster than
+        # a partition, on a machine's first run (benchmarks/RESULTS.md, Start-up)
         kth = np.sort(row)[V - top_k]
         for v in range(V):
             keep[v] = row[v] >= kth
